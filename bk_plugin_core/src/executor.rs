@@ -1,0 +1,304 @@
+//! One step of an invocation, with every rule of the protocol and no IO.
+//!
+//! [`run_step`] validates the inputs and context inputs, runs `execute` (catching panics),
+//! decides the next state and says what must be persisted. The server calls it for an invoke
+//! and for every re-run; the test harness calls it directly.
+//!
+//! | what happened | first run (EMPTY) | re-run (POLL / CALLBACK) |
+//! |---|---|---|
+//! | inputs do not fit | FAIL `inputs validation error: …` | FAIL, same prefix (the Inputs model changed incompatibly) |
+//! | context does not fit | FAIL `context validation error: …` | FAIL, same prefix |
+//! | plugin error | FAIL `plugin execute failed: …` | FAIL `plugin schedule failed: …`, storage/outputs of the run kept |
+//! | panic | FAIL `plugin execute raise unexpected error: …` | FAIL `plugin schedule raise unexpected error: …`, storage/outputs of the run discarded |
+//! | returned, outputs do not fit Outputs | FAIL `outputs validation error: …` | the same, storage/outputs kept |
+//! | returned after `wait_poll(s)` | POLL after `s` | POLL after `s` |
+//! | returned after `wait_callback()` | CALLBACK | CALLBACK |
+//! | returned | SUCCESS | SUCCESS |
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use serde_json::{Map, Value};
+use tracing::Instrument;
+
+use crate::callback::CallbackIssuer;
+use crate::context::{CallbackDelivery, Context, Wait};
+use crate::model::validate;
+use crate::plugin::Plugin;
+use crate::state::State;
+
+/// The schemas of one version's three models, in full (with `definitions`), as validation uses them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSchemas {
+    /// The Inputs model.
+    pub inputs: Value,
+    /// The ContextInputs model.
+    pub context_inputs: Value,
+    /// The Outputs model.
+    pub outputs: Value,
+}
+
+impl ModelSchemas {
+    /// The schemas of a plugin type's models.
+    pub fn of<P: Plugin>() -> Self {
+        use crate::schema::model_schema;
+        Self {
+            inputs: model_schema::<P::Inputs>(),
+            context_inputs: model_schema::<P::ContextInputs>(),
+            outputs: model_schema::<P::Outputs>(),
+        }
+    }
+}
+
+/// Everything a step needs to know about its invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepInput {
+    /// The invocation's trace id.
+    pub trace_id: String,
+    /// EMPTY for the first run, POLL or CALLBACK for a re-run.
+    pub state: State,
+    /// 1 for the first run.
+    pub invoke_count: u32,
+    /// The invoke's `inputs`, as the caller sent them.
+    pub inputs: Value,
+    /// The invoke's `context`, as the caller sent it.
+    pub context: Value,
+    /// The storage persisted by the previous run (empty on the first).
+    pub storage: Map<String, Value>,
+    /// The outputs persisted by the previous run (empty on the first).
+    pub outputs: Map<String, Value>,
+    /// The delivered callback, on a CALLBACK re-run.
+    pub callback: Option<CallbackDelivery>,
+}
+
+impl StepInput {
+    /// The first run of a new invocation.
+    pub fn first(trace_id: impl Into<String>, inputs: Value, context: Value) -> Self {
+        Self {
+            trace_id: trace_id.into(),
+            state: State::Empty,
+            invoke_count: 1,
+            inputs,
+            context,
+            storage: Map::new(),
+            outputs: Map::new(),
+            callback: None,
+        }
+    }
+
+    fn is_first_run(&self) -> bool {
+        self.state == State::Empty
+    }
+}
+
+/// Why a step failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The inputs do not fit the Inputs model.
+    InvalidInputs,
+    /// The context does not fit the ContextInputs model.
+    InvalidContext,
+    /// `execute` returned a [`crate::PluginError`].
+    Plugin,
+    /// `execute` panicked.
+    Unexpected,
+    /// `execute` succeeded but its outputs do not fit the Outputs model.
+    InvalidOutputs,
+}
+
+/// What happens next to the invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Finished: SUCCESS.
+    Success,
+    /// Run again after this long: POLL.
+    Poll(Duration),
+    /// Run again when the callback arrives: CALLBACK.
+    Callback,
+    /// Finished: FAIL.
+    Fail {
+        /// Why.
+        kind: FailureKind,
+        /// The `err` the caller sees.
+        err: String,
+    },
+}
+
+/// The result of a step: what comes next and what to persist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepOutcome {
+    /// What comes next.
+    pub next: Next,
+    /// The storage to persist.
+    pub storage: Map<String, Value>,
+    /// The outputs to persist.
+    pub outputs: Map<String, Value>,
+    /// Whether the plugin's run got as far as `execute` (false when validation failed first).
+    pub executed: bool,
+}
+
+impl StepOutcome {
+    /// The protocol state this outcome puts the invocation in.
+    pub fn state(&self) -> State {
+        match self.next {
+            Next::Success => State::Success,
+            Next::Poll(_) => State::Poll,
+            Next::Callback => State::Callback,
+            Next::Fail { .. } => State::Fail,
+        }
+    }
+
+    /// The `err`, when the step failed.
+    pub fn err(&self) -> Option<&str> {
+        match &self.next {
+            Next::Fail { err, .. } => Some(err),
+            _ => None,
+        }
+    }
+
+    /// The failure kind, when the step failed.
+    pub fn failure(&self) -> Option<FailureKind> {
+        match &self.next {
+            Next::Fail { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+}
+
+/// Runs one step of `plugin` for `input`.
+pub async fn run_step<P: Plugin>(
+    plugin: &P,
+    schemas: &ModelSchemas,
+    input: StepInput,
+    issuer: Arc<dyn CallbackIssuer>,
+) -> StepOutcome {
+    let span = tracing::info_span!("step", trace_id = %input.trace_id);
+    run_step_inner(plugin, schemas, input, issuer)
+        .instrument(span)
+        .await
+}
+
+async fn run_step_inner<P: Plugin>(
+    plugin: &P,
+    schemas: &ModelSchemas,
+    input: StepInput,
+    issuer: Arc<dyn CallbackIssuer>,
+) -> StepOutcome {
+    let first = input.is_first_run();
+    let fail_early = |kind, err: String, input: StepInput| StepOutcome {
+        next: Next::Fail { kind, err },
+        storage: input.storage,
+        outputs: input.outputs,
+        executed: false,
+    };
+    let inputs = match validate::<P::Inputs>(&input.inputs, &schemas.inputs) {
+        Ok(v) => v,
+        Err(e) => {
+            let err = format!("inputs validation error: {e}");
+            return fail_early(FailureKind::InvalidInputs, err, input);
+        }
+    };
+    let data = match validate::<P::ContextInputs>(&input.context, &schemas.context_inputs) {
+        Ok(v) => v,
+        Err(e) => {
+            let err = format!("context validation error: {e}");
+            return fail_early(FailureKind::InvalidContext, err, input);
+        }
+    };
+    let StepInput {
+        trace_id,
+        state,
+        invoke_count,
+        storage,
+        outputs,
+        callback,
+        ..
+    } = input;
+    let (kept_storage, kept_outputs) = if first {
+        (Map::new(), Map::new())
+    } else {
+        (storage.clone(), outputs.clone())
+    };
+    let mut ctx = Context::<P>::new(
+        trace_id,
+        state,
+        invoke_count,
+        data,
+        storage,
+        outputs,
+        callback,
+        issuer,
+    );
+    let result = AssertUnwindSafe(plugin.execute(inputs, &mut ctx))
+        .catch_unwind()
+        .await;
+    let (storage, outputs, wait) = ctx.into_parts();
+    let (execute_failed, unexpected) = if first {
+        (
+            "plugin execute failed",
+            "plugin execute raise unexpected error",
+        )
+    } else {
+        (
+            "plugin schedule failed",
+            "plugin schedule raise unexpected error",
+        )
+    };
+    let next = match result {
+        Err(panic) => {
+            let err = format!("{unexpected}: {}", panic_message(panic.as_ref()));
+            tracing::error!("{err}");
+            return StepOutcome {
+                next: Next::Fail {
+                    kind: FailureKind::Unexpected,
+                    err,
+                },
+                storage: kept_storage,
+                outputs: kept_outputs,
+                executed: true,
+            };
+        }
+        Ok(Err(e)) => {
+            let err = format!("{execute_failed}: {e}");
+            tracing::warn!("{err}");
+            Next::Fail {
+                kind: FailureKind::Plugin,
+                err,
+            }
+        }
+        Ok(Ok(())) => match wait {
+            Wait::Poll(after) => Next::Poll(after),
+            Wait::Callback => Next::Callback,
+            Wait::Nothing => check_outputs::<P::Outputs>(&outputs, &schemas.outputs),
+        },
+    };
+    StepOutcome {
+        next,
+        storage,
+        outputs,
+        executed: true,
+    }
+}
+
+fn check_outputs<O: crate::Model>(outputs: &Map<String, Value>, schema: &Value) -> Next {
+    match validate::<O>(&Value::Object(outputs.clone()), schema) {
+        Ok(_) => Next::Success,
+        Err(e) => Next::Fail {
+            kind: FailureKind::InvalidOutputs,
+            err: format!("outputs validation error: {e}"),
+        },
+    }
+}
+
+/// The message of a caught panic.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}

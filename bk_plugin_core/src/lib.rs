@@ -1,0 +1,54 @@
+//! The authoring API of the BlueKing plugin framework.
+//!
+//! A plugin author writes models with [`inputs`], [`context_inputs`] and [`outputs`], a plugin
+//! type with [`bk_plugin`], and an implementation of [`Plugin`]. This crate turns them into
+//! pydantic-v1-style JSON schemas, validates and coerces requests the way the Python runtime
+//! does, runs one step of an invocation ([`executor`]) and lets authors test their plugins
+//! in-process ([`testing`]). It does no HTTP and no SQL: `bk_plugin_server` does.
+
+extern crate self as bk_plugin_core;
+
+pub mod callback;
+pub mod coerce;
+pub mod context;
+pub mod executor;
+pub mod meta;
+pub mod model;
+pub mod plugin;
+pub mod registry;
+pub mod schema;
+pub mod state;
+pub mod testing;
+pub mod version;
+
+pub use bk_plugin_macros::{bk_plugin, context_inputs, inputs, outputs};
+pub use callback::{CallbackIssuer, CallbackPreparation, IssueCallbackError};
+pub use context::{CallbackDelivery, Context};
+pub use meta::{PluginMeta, ScopeRule};
+pub use model::{Empty, Model, PluginCallbackInfo, ValidationError};
+pub use plugin::{Plugin, PluginError, PluginModels};
+pub use registry::{PluginVersion, Registry, RegistryError};
+pub use state::State;
+
+/// What a plugin module usually needs, in one import.
+pub mod prelude {
+    pub use crate::{
+        Context, Empty, Plugin, PluginCallbackInfo, PluginError, State, bk_plugin, context_inputs,
+        inputs, outputs,
+    };
+}
+
+/// Re-exports used by the code our macros generate. Not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::registry::{ErasedPlugin, PluginRecord, erase};
+    pub use inventory;
+    pub use schemars;
+    pub use serde;
+    pub use serde_json;
+
+    /// Used by generated code to check at compile time that a type is a usable model.
+    pub const fn assert_model<T: crate::Model>() {}
+    /// Used by generated code to check at compile time that the plugin type implements `Plugin`.
+    pub const fn assert_plugin<T: crate::Plugin>() {}
+}

@@ -1,0 +1,292 @@
+//! The link-time registry of plugin versions.
+//!
+//! `#[bk_plugin]` submits one [`PluginRecord`] per plugin type with `inventory`. At start-up
+//! [`Registry::load`] collects them, rejects duplicates and bad declarations (before any port is
+//! bound), builds each plugin once and sorts the versions newest first.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use serde_json::{Map, Value, json};
+
+use crate::callback::CallbackIssuer;
+use crate::executor::{ModelSchemas, StepInput, StepOutcome, run_step};
+use crate::plugin::Plugin;
+use crate::schema::trim;
+use crate::version::{check_version, compare_versions};
+
+/// What `#[bk_plugin]` registers for one plugin type. Const-constructible.
+#[derive(Debug)]
+pub struct PluginRecord {
+    /// The version string.
+    pub version: &'static str,
+    /// The plugin type's path, for error messages.
+    pub type_name: &'static str,
+    /// The version's description.
+    pub desc: &'static str,
+    /// Whether finished invocations notify `plugin_callback_info.url`.
+    pub enable_plugin_callback: bool,
+    /// The text of `forms/<version>/form.js`, when the plugin project has one.
+    pub form: Option<&'static str>,
+    /// Builds the plugin instance (once, at start-up).
+    pub build: fn() -> Result<Box<dyn ErasedPlugin>, String>,
+}
+
+inventory::collect!(PluginRecord);
+
+/// A plugin instance with its type erased, as the registry holds it.
+pub trait ErasedPlugin: Send + Sync {
+    /// The schemas of its models.
+    fn schemas(&self) -> ModelSchemas;
+    /// Its per-field UI hints.
+    fn inputs_form(&self) -> Map<String, Value>;
+    /// Runs one step.
+    fn run<'a>(
+        &'a self,
+        schemas: &'a ModelSchemas,
+        input: StepInput,
+        issuer: Arc<dyn CallbackIssuer>,
+    ) -> BoxFuture<'a, StepOutcome>;
+}
+
+struct Erased<P>(P);
+
+impl<P: Plugin> ErasedPlugin for Erased<P> {
+    fn schemas(&self) -> ModelSchemas {
+        ModelSchemas::of::<P>()
+    }
+
+    fn inputs_form(&self) -> Map<String, Value> {
+        P::inputs_form()
+    }
+
+    fn run<'a>(
+        &'a self,
+        schemas: &'a ModelSchemas,
+        input: StepInput,
+        issuer: Arc<dyn CallbackIssuer>,
+    ) -> BoxFuture<'a, StepOutcome> {
+        Box::pin(run_step(&self.0, schemas, input, issuer))
+    }
+}
+
+/// Erases a plugin's type. Used by the code `#[bk_plugin]` generates.
+pub fn erase<P: Plugin>(plugin: P) -> Box<dyn ErasedPlugin> {
+    Box::new(Erased(plugin))
+}
+
+/// Why the registry cannot be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// Two plugin types declare the same version.
+    #[error("plugin version {version} is declared twice: by {first} and by {second}")]
+    DuplicateVersion {
+        /// The version.
+        version: String,
+        /// One type declaring it.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// A version string is not valid.
+    #[error("{type_name}: {message}")]
+    InvalidVersion {
+        /// The plugin type.
+        type_name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Building a plugin instance failed.
+    #[error("plugin {type_name} (version {version}) failed to start: {message}")]
+    Init {
+        /// The plugin type.
+        type_name: String,
+        /// Its version.
+        version: String,
+        /// Its error.
+        message: String,
+    },
+    /// `enable_plugin_callback` without a `plugin_callback_info` context input.
+    #[error(
+        "plugin {type_name} (version {version}) enables plugin callback but its ContextInputs has no `plugin_callback_info` field"
+    )]
+    CallbackInfoMissing {
+        /// The plugin type.
+        type_name: String,
+        /// Its version.
+        version: String,
+    },
+}
+
+/// One registered plugin version, built and ready to run.
+pub struct PluginVersion {
+    record: &'static PluginRecord,
+    plugin: Box<dyn ErasedPlugin>,
+    schemas: ModelSchemas,
+    detail: Value,
+}
+
+impl std::fmt::Debug for PluginVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginVersion")
+            .field("version", &self.record.version)
+            .field("type_name", &self.record.type_name)
+            .finish()
+    }
+}
+
+impl PluginVersion {
+    fn build(record: &'static PluginRecord) -> Result<Self, RegistryError> {
+        check_version(record.version).map_err(|message| RegistryError::InvalidVersion {
+            type_name: record.type_name.to_string(),
+            message,
+        })?;
+        let plugin = (record.build)().map_err(|message| RegistryError::Init {
+            type_name: record.type_name.to_string(),
+            version: record.version.to_string(),
+            message,
+        })?;
+        let schemas = plugin.schemas();
+        if record.enable_plugin_callback
+            && schemas.context_inputs["properties"]
+                .get("plugin_callback_info")
+                .is_none()
+        {
+            return Err(RegistryError::CallbackInfoMissing {
+                type_name: record.type_name.to_string(),
+                version: record.version.to_string(),
+            });
+        }
+        let detail = detail_json(record, &schemas, &plugin.inputs_form());
+        Ok(Self {
+            record,
+            plugin,
+            schemas,
+            detail,
+        })
+    }
+
+    /// The version string.
+    pub fn version(&self) -> &'static str {
+        self.record.version
+    }
+
+    /// The description.
+    pub fn desc(&self) -> &'static str {
+        self.record.desc
+    }
+
+    /// Whether finished invocations notify `plugin_callback_info.url`.
+    pub fn enable_plugin_callback(&self) -> bool {
+        self.record.enable_plugin_callback
+    }
+
+    /// The full model schemas.
+    pub fn schemas(&self) -> &ModelSchemas {
+        &self.schemas
+    }
+
+    /// The `data` of `GET /bk_plugin/detail/{version}`.
+    pub fn detail(&self) -> &Value {
+        &self.detail
+    }
+
+    /// Runs one step of an invocation of this version.
+    pub fn run(
+        &self,
+        input: StepInput,
+        issuer: Arc<dyn CallbackIssuer>,
+    ) -> BoxFuture<'_, StepOutcome> {
+        self.plugin.run(&self.schemas, input, issuer)
+    }
+}
+
+fn detail_json(
+    record: &PluginRecord,
+    schemas: &ModelSchemas,
+    inputs_form: &Map<String, Value>,
+) -> Value {
+    let mut inputs = trim(&schemas.inputs);
+    if let Some(Value::Object(properties)) = inputs.get_mut("properties") {
+        for (field, hints) in inputs_form {
+            if let (Some(Value::Object(property)), Value::Object(hints)) =
+                (properties.get_mut(field), hints)
+            {
+                property.extend(hints.clone());
+            }
+        }
+    }
+    json!({
+        "desc": record.desc,
+        "version": record.version,
+        "enable_plugin_callback": record.enable_plugin_callback,
+        "inputs": inputs,
+        "context_inputs": trim(&schemas.context_inputs),
+        "outputs": trim(&schemas.outputs),
+        "forms": {"renderform": record.form},
+    })
+}
+
+/// Every plugin version in this binary, newest first.
+#[derive(Debug)]
+pub struct Registry {
+    versions: Vec<PluginVersion>,
+    index: HashMap<&'static str, usize>,
+}
+
+impl Registry {
+    /// Collects every version registered with `#[bk_plugin]` in this binary.
+    pub fn load() -> Result<Self, RegistryError> {
+        Self::from_records(inventory::iter::<PluginRecord>)
+    }
+
+    /// Builds a registry from explicit records (tests; embedding).
+    pub fn from_records(
+        records: impl IntoIterator<Item = &'static PluginRecord>,
+    ) -> Result<Self, RegistryError> {
+        let mut records: Vec<&'static PluginRecord> = records.into_iter().collect();
+        records.sort_by(|a, b| {
+            compare_versions(b.version, a.version).then(a.type_name.cmp(b.type_name))
+        });
+        for pair in records.windows(2) {
+            if pair[0].version == pair[1].version {
+                return Err(RegistryError::DuplicateVersion {
+                    version: pair[0].version.to_string(),
+                    first: pair[0].type_name.to_string(),
+                    second: pair[1].type_name.to_string(),
+                });
+            }
+        }
+        let versions = records
+            .into_iter()
+            .map(PluginVersion::build)
+            .collect::<Result<Vec<_>, _>>()?;
+        let index = versions
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.version(), i))
+            .collect();
+        Ok(Self { versions, index })
+    }
+
+    /// The version strings, newest first.
+    pub fn version_names(&self) -> Vec<&'static str> {
+        self.versions.iter().map(PluginVersion::version).collect()
+    }
+
+    /// Every version, newest first.
+    pub fn versions(&self) -> &[PluginVersion] {
+        &self.versions
+    }
+
+    /// The version with this exact string.
+    pub fn get(&self, version: &str) -> Option<&PluginVersion> {
+        self.index.get(version).map(|&i| &self.versions[i])
+    }
+
+    /// Whether no version is registered.
+    pub fn is_empty(&self) -> bool {
+        self.versions.is_empty()
+    }
+}

@@ -1,0 +1,206 @@
+//! Code generation, after parsing and validation succeeded.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::ast::{FieldSettings, PluginDecl, parse_model};
+use crate::paths::framework;
+use crate::valid::check_plugin;
+
+/// `#[bk_plugin(...)]`.
+pub(crate) fn plugin(args: TokenStream, item: TokenStream) -> TokenStream {
+    let parsed: syn::Item = match syn::parse2(item.clone()) {
+        Ok(i) => i,
+        Err(e) => return e.to_compile_error(),
+    };
+    let keyword = crate::ast::item_keyword_span(&parsed);
+    let syn::Item::Struct(item_struct) = parsed else {
+        let error = syn::Error::new(
+            keyword,
+            "#[bk_plugin] goes on a struct: the plugin type, which then implements `Plugin`",
+        );
+        return with_errors(item, error);
+    };
+    let decl = match PluginDecl::parse(args, item_struct).and_then(|d| check_plugin(&d).map(|_| d))
+    {
+        Ok(d) => d,
+        Err(e) => return with_errors(item, e),
+    };
+    expand_plugin(&decl)
+}
+
+fn expand_plugin(decl: &PluginDecl) -> TokenStream {
+    let root = framework();
+    let item = &decl.item;
+    let ident = &item.ident;
+    let version = &decl.version;
+    let desc = decl
+        .desc
+        .as_ref()
+        .map_or_else(|| quote!(""), |d| quote!(#d));
+    let enable = decl
+        .enable_plugin_callback
+        .as_ref()
+        .map_or_else(|| quote!(false), |b| quote!(#b));
+    let model = |ty: &Option<syn::Type>| match ty {
+        Some(ty) => quote_spanned!(ty.span()=> #ty),
+        None => quote!(#root::Empty),
+    };
+    let (inputs, context_inputs, outputs) = (
+        model(&decl.inputs),
+        model(&decl.context_inputs),
+        model(&decl.outputs),
+    );
+    let model_checks = [&decl.inputs, &decl.context_inputs, &decl.outputs]
+        .into_iter()
+        .flatten()
+        .map(|ty| quote_spanned!(ty.span()=> const _: () = __bkp::assert_model::<#ty>();));
+    let plugin_check =
+        quote_spanned!(ident.span()=> const _: () = __bkp::assert_plugin::<#ident>(););
+    let build = match &decl.init {
+        Some(init) => quote_spanned!(init.span()=>
+            match #init() {
+                ::core::result::Result::Ok(plugin) => ::core::result::Result::Ok(__bkp::erase::<#ident>(plugin)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(::std::string::ToString::to_string(&error)),
+            }
+        ),
+        None => quote_spanned!(ident.span()=>
+            ::core::result::Result::Ok(__bkp::erase::<#ident>(<#ident as ::core::default::Default>::default()))
+        ),
+    };
+    let form = form_tokens(&version.value());
+    quote! {
+        #item
+
+        const _: () = {
+            use #root::__private as __bkp;
+
+            #[automatically_derived]
+            impl #root::PluginModels for #ident {
+                type Inputs = #inputs;
+                type ContextInputs = #context_inputs;
+                type Outputs = #outputs;
+            }
+
+            #(#model_checks)*
+            #plugin_check
+
+            fn __bkp_build() -> ::core::result::Result<::std::boxed::Box<dyn __bkp::ErasedPlugin>, ::std::string::String> {
+                #build
+            }
+
+            __bkp::inventory::submit! {
+                __bkp::PluginRecord {
+                    version: #version,
+                    type_name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
+                    desc: #desc,
+                    enable_plugin_callback: #enable,
+                    form: #form,
+                    build: __bkp_build,
+                }
+            }
+        };
+    }
+}
+
+/// `Some(include_str!(".../forms/<version>/form.js"))` when the author's project has that file.
+fn form_tokens(version: &str) -> TokenStream {
+    let Ok(dir) = std::env::var("CARGO_MANIFEST_DIR") else {
+        return quote!(::core::option::Option::None);
+    };
+    let path = std::path::Path::new(&dir)
+        .join("forms")
+        .join(version)
+        .join("form.js");
+    if !path.is_file() {
+        return quote!(::core::option::Option::None);
+    }
+    let path = path.to_string_lossy().into_owned();
+    quote!(::core::option::Option::Some(::core::include_str!(#path)))
+}
+
+/// `#[inputs]`, `#[context_inputs]`, `#[outputs]`.
+pub(crate) fn model(kind: &str, args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut parsed: syn::Item = match syn::parse2(item.clone()) {
+        Ok(i) => i,
+        Err(e) => return e.to_compile_error(),
+    };
+    let fields = match parse_model(kind, args, &mut parsed) {
+        Ok(fields) => fields,
+        Err(e) => {
+            let error = e.to_compile_error();
+            return quote!(#parsed #error);
+        }
+    };
+    expand_model(&mut parsed, &fields)
+}
+
+fn expand_model(item: &mut syn::Item, fields: &[FieldSettings]) -> TokenStream {
+    let root = framework();
+    let (ident, attrs) = match item {
+        syn::Item::Struct(s) => (s.ident.clone(), &mut s.attrs),
+        syn::Item::Enum(e) => (e.ident.clone(), &mut e.attrs),
+        _ => return quote!(#item),
+    };
+    let serde_crate = format!("{root}::__private::serde").replace(' ', "");
+    let schemars_crate = format!("{root}::__private::schemars").replace(' ', "");
+    let derive: syn::Attribute = syn::parse_quote!(
+        #[derive(#root::__private::serde::Serialize, #root::__private::serde::Deserialize, #root::__private::schemars::JsonSchema)]
+    );
+    let serde_attr: syn::Attribute = syn::parse_quote!(#[serde(crate = #serde_crate)]);
+    let schemars_attr: syn::Attribute = syn::parse_quote!(#[schemars(crate = #schemars_crate)]);
+    attrs.insert(0, schemars_attr);
+    attrs.insert(0, serde_attr);
+    attrs.insert(0, derive);
+
+    let mut default_fns = Vec::new();
+    if let syn::Item::Struct(s) = item {
+        for field in s.fields.iter_mut() {
+            let Some(settings) = fields
+                .iter()
+                .find(|f| Some(&f.ident) == field.ident.as_ref())
+            else {
+                continue;
+            };
+            if let Some(title) = &settings.title {
+                field
+                    .attrs
+                    .push(syn::parse_quote!(#[schemars(title = #title)]));
+            }
+            if let Some(description) = &settings.description {
+                field
+                    .attrs
+                    .push(syn::parse_quote!(#[schemars(description = #description)]));
+            }
+            match &settings.default {
+                None => {}
+                Some(None) => field.attrs.push(syn::parse_quote!(#[serde(default)])),
+                Some(Some(expr)) => {
+                    let fn_ident = format_ident!("__bkp_default_{}_{}", ident, settings.ident);
+                    let fn_name = fn_ident.to_string();
+                    let ty = &settings.ty;
+                    default_fns.push(quote_spanned! {expr.span()=>
+                        #[doc(hidden)]
+                        #[allow(non_snake_case)]
+                        fn #fn_ident() -> #ty {
+                            ::core::convert::Into::into(#expr)
+                        }
+                    });
+                    field
+                        .attrs
+                        .push(syn::parse_quote!(#[serde(default = #fn_name)]));
+                }
+            }
+        }
+    }
+    quote! {
+        #item
+        #(#default_fns)*
+    }
+}
+
+fn with_errors(item: TokenStream, error: syn::Error) -> TokenStream {
+    let error = error.to_compile_error();
+    quote!(#item #error)
+}

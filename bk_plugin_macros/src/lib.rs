@@ -1,0 +1,43 @@
+//! Attribute macros of the BlueKing plugin framework.
+//!
+//! - `#[bk_plugin(version = "1.0.0", desc = "...", inputs = T, context_inputs = T,
+//!   outputs = T, enable_plugin_callback = true, init = path)]` on a plugin struct: checks the
+//!   declaration, implements `PluginModels` and registers the version at link time.
+//! - `#[inputs]`, `#[context_inputs]`, `#[outputs]` on a model struct or enum: derive serde and
+//!   JSON Schema, and translate `#[field(title = "...", description = "...", default = expr)]`.
+//!
+//! Each macro parses into a typed AST (`ast`, `attr`), validates (`valid`), then generates
+//! (`expand`). On any error the author's item is emitted unchanged beside `compile_error!`s, so
+//! the rest of the crate keeps compiling and every mistake is reported at once.
+
+use proc_macro::TokenStream;
+
+mod ast;
+mod attr;
+mod expand;
+mod paths;
+mod valid;
+
+/// Declares a plugin version. See the crate docs of `bk_plugin_core` for the arguments.
+#[proc_macro_attribute]
+pub fn bk_plugin(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::plugin(args.into(), item.into()).into()
+}
+
+/// Declares the Inputs model of a plugin version (or a nested model used inside it).
+#[proc_macro_attribute]
+pub fn inputs(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::model("inputs", args.into(), item.into()).into()
+}
+
+/// Declares the ContextInputs model of a plugin version (or a nested model used inside it).
+#[proc_macro_attribute]
+pub fn context_inputs(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::model("context_inputs", args.into(), item.into()).into()
+}
+
+/// Declares the Outputs model of a plugin version (or a nested model used inside it).
+#[proc_macro_attribute]
+pub fn outputs(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::model("outputs", args.into(), item.into()).into()
+}

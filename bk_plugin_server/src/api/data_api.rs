@@ -1,0 +1,88 @@
+//! The author's handler groups over HTTP: `/bk_plugin/plugin_api/*`, `/bk_plugin/openapi/*`,
+//! `/bk_plugin/private/*`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Map, Value};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::plugin_api::{ApiGroup, ApiMethod, ApiRequest};
+
+use super::read_json;
+
+/// Routes one request to the author's handler.
+pub(crate) async fn handle(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let path = req.path();
+    let group = [ApiGroup::PluginApi, ApiGroup::OpenApi, ApiGroup::Private]
+        .into_iter()
+        .find(|g| path.starts_with(g.prefix()) || format!("{path}/") == g.prefix())
+        .ok_or_else(|| ApiError::not_found(format!("no route for {path}")))?;
+    let relative = path.get(group.prefix().len()..).unwrap_or("").to_string();
+    let method = ApiMethod::parse(req.method().as_str())
+        .ok_or_else(|| ApiError::MethodNotAllowed(req.method().to_string()))?;
+    let data = match method {
+        ApiMethod::Get => Value::Null,
+        ApiMethod::Post => read_json(&req, payload, state.config.max_body_bytes).await?,
+    };
+    let mut request = ApiRequest {
+        query: query_map(req.query_string()),
+        data,
+        username: None,
+        headers: forwarded_headers(&req),
+        user_credential: req
+            .cookie("bk_token")
+            .map(|c| ("bk_token".to_string(), c.value().to_string())),
+        ..ApiRequest::default()
+    };
+    let handler = state
+        .apis
+        .find(group, method, &relative, &mut request)
+        .map_err(|other_method| {
+            if other_method {
+                ApiError::MethodNotAllowed(method.as_str().to_string())
+            } else {
+                ApiError::not_found(format!("no route for {}", req.path()))
+            }
+        })?;
+    match handler.await {
+        Ok(data) => Ok(HttpResponse::Ok().json(data)),
+        Err(e) => {
+            let status = actix_web::http::StatusCode::from_u16(e.status)
+                .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+            Ok(HttpResponse::build(status).json(crate::error::failure(&e.message, None)))
+        }
+    }
+}
+
+/// Query string -> JSON object of strings (the last value of a repeated key wins).
+pub(crate) fn query_map(query: &str) -> Map<String, Value> {
+    web::Query::<Vec<(String, String)>>::from_query(query)
+        .map(|q| {
+            q.into_inner()
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `Bk-Plugin-*` headers and the gateway JWT, to forward to a handler.
+pub(crate) fn forwarded_headers(req: &HttpRequest) -> Vec<(String, String)> {
+    req.headers()
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.as_str();
+            name.starts_with("bk-plugin-") || name == "x-bkapi-jwt"
+        })
+        .filter_map(|(name, value)| {
+            value
+                .to_str()
+                .ok()
+                .map(|v| (name.as_str().to_string(), v.to_string()))
+        })
+        .collect()
+}

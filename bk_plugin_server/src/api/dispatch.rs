@@ -1,0 +1,120 @@
+//! `POST /bk_plugin/plugin_api_dispatch`: call an author's `plugin_api` handler in-process, as
+//! the given user, without an HTTP hop to ourselves.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Map, Value};
+
+use crate::app::{AppState, new_trace_id};
+use crate::error::ApiError;
+use crate::plugin_api::{ApiGroup, ApiMethod, ApiRequest};
+
+use super::data_api::{forwarded_headers, query_map};
+use super::{read_json, success};
+
+/// Dispatches to the handler named by `url` and `method`.
+pub(crate) async fn dispatch(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let trace_id = new_trace_id();
+    let body = read_json(&req, payload, state.config.max_body_bytes)
+        .await
+        .map_err(|e| e.with_trace(&trace_id))?;
+    let call = DispatchCall::parse(body).map_err(|e| e.with_trace(&trace_id))?;
+    let (path, query) = call.url.split_once('?').unwrap_or((call.url.as_str(), ""));
+    let relative = path
+        .strip_prefix(ApiGroup::PluginApi.prefix())
+        .unwrap_or_default();
+    let mut request = ApiRequest {
+        query: query_map(query),
+        username: Some(call.username.clone()),
+        headers: forwarded_headers(&req),
+        ..ApiRequest::default()
+    };
+    match call.method {
+        ApiMethod::Get => {
+            for (key, value) in call.data {
+                request.query.insert(key, value);
+            }
+            request.data = Value::Null;
+        }
+        ApiMethod::Post => request.data = Value::Object(call.data),
+    }
+    let handler = state
+        .apis
+        .find(ApiGroup::PluginApi, call.method, relative, &mut request)
+        .map_err(|_| {
+            ApiError::not_found(format!("404 error: {}", call.url)).with_trace(&trace_id)
+        })?;
+    match handler.await {
+        Ok(data) => Ok(success("success", data, Some(&trace_id))),
+        Err(e) => Err(ApiError::Internal {
+            message: format!("plugin api failed: {}", e.message),
+            trace_id: Some(trace_id),
+        }),
+    }
+}
+
+struct DispatchCall {
+    url: String,
+    method: ApiMethod,
+    username: String,
+    data: Map<String, Value>,
+}
+
+impl DispatchCall {
+    fn parse(body: Value) -> Result<Self, ApiError> {
+        let Value::Object(mut body) = body else {
+            return Err(ApiError::bad_request("request body must be a JSON object"));
+        };
+        let url = match body.remove("url") {
+            Some(Value::String(url)) if url.starts_with(ApiGroup::PluginApi.prefix()) => url,
+            Some(Value::String(url)) => {
+                return Err(ApiError::bad_request(format!(
+                    "`url` must start with {}, got {url}",
+                    ApiGroup::PluginApi.prefix()
+                )));
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "`url` is required and must be a string",
+                ));
+            }
+        };
+        let method = body
+            .get("method")
+            .and_then(Value::as_str)
+            .and_then(ApiMethod::parse)
+            .ok_or_else(|| ApiError::bad_request("`method` must be GET or POST"))?;
+        let username = match body.remove("username") {
+            Some(Value::String(name)) => name,
+            None | Some(Value::Null) => String::new(),
+            Some(_) => return Err(ApiError::bad_request("`username` must be a string")),
+        };
+        let mut data = match body.remove("data") {
+            Some(Value::Object(data)) => data,
+            None | Some(Value::Null) => Map::new(),
+            Some(_) => return Err(ApiError::bad_request("`data` must be a JSON object")),
+        };
+        match body.remove("dumped_data") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(text)) if text.trim().is_empty() => {}
+            Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(extra)) => data.extend(extra),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "`dumped_data` must be a JSON object encoded as a string",
+                    ));
+                }
+            },
+            Some(_) => return Err(ApiError::bad_request("`dumped_data` must be a string")),
+        }
+        Ok(Self {
+            url,
+            method,
+            username,
+            data,
+        })
+    }
+}

@@ -1,0 +1,108 @@
+//! `POST /bk_plugin/invoke/{version}`: validate, run the first step, store a waiting invocation
+//! before answering.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use bk_plugin_core::executor::{Next, StepInput};
+use serde_json::{Value, json};
+
+use crate::app::{AppState, new_trace_id};
+use crate::error::ApiError;
+use crate::store::{NewWaiting, now_ms};
+
+use super::{read_json, success};
+
+/// Splits an invoke body into its `inputs` and `context` objects.
+pub(crate) fn split_invoke_body(body: Value) -> Result<(Value, Value), ApiError> {
+    let Value::Object(mut body) = body else {
+        return Err(ApiError::bad_request(
+            "request body must be a JSON object with `inputs` and `context`",
+        ));
+    };
+    let mut take = |key: &str| match body.remove(key) {
+        Some(value @ Value::Object(_)) => Ok(value),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "`{key}` must be a JSON object, not {}",
+            kind(&other)
+        ))),
+        None => Err(ApiError::bad_request(format!("`{key}` is required"))),
+    };
+    let inputs = take("inputs")?;
+    let context = take("context")?;
+    Ok((inputs, context))
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Runs the first step of a new invocation.
+pub(crate) async fn invoke(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let version_name = path.into_inner();
+    let Some(version) = state.registry.get(&version_name) else {
+        return Err(ApiError::not_found(format!(
+            "plugin version {version_name} not found"
+        )));
+    };
+    let trace_id = new_trace_id();
+    let body = read_json(&req, payload, state.config.max_body_bytes)
+        .await
+        .map_err(|e| e.with_trace(&trace_id))?;
+    let (inputs, context) = split_invoke_body(body).map_err(|e| e.with_trace(&trace_id))?;
+    let first = StepInput::first(trace_id.clone(), inputs, context);
+    let (inputs, context) = (first.inputs.clone(), first.context.clone());
+    let outcome = version.run(first, state.issuer.clone()).await;
+    let mut state_value = outcome.state();
+    let mut err = outcome.err().map(str::to_string);
+    let waiting = match outcome.next {
+        Next::Poll(after) => Some((
+            now_ms() + i64::try_from(after.as_millis()).unwrap_or(i64::MAX / 4),
+            None,
+        )),
+        Next::Callback => {
+            let deadline = now_ms()
+                + i64::try_from(state.config.callback_timeout.as_millis()).unwrap_or(i64::MAX / 4);
+            Some((deadline, Some(deadline)))
+        }
+        _ => None,
+    };
+    if let Some((run_at, callback_deadline)) = waiting {
+        let row = NewWaiting {
+            trace_id: trace_id.clone(),
+            version: version_name.clone(),
+            state: state_value,
+            inputs: inputs.to_string(),
+            context: context.to_string(),
+            storage: Value::Object(outcome.storage.clone()).to_string(),
+            outputs: Value::Object(outcome.outputs.clone()).to_string(),
+            run_at,
+            callback_deadline,
+        };
+        match state.store.insert_waiting(row).await {
+            Ok(()) => state.wake.notify_one(),
+            Err(e) => {
+                tracing::error!(trace_id = %trace_id, error = %e, "cannot store the waiting invocation");
+                state_value = bk_plugin_core::State::Fail;
+                err = Some(format!("schedule create error: {e}"));
+            }
+        }
+    }
+    let outputs = if state_value == bk_plugin_core::State::Fail {
+        Value::Null
+    } else {
+        Value::Object(outcome.outputs)
+    };
+    let data = json!({"outputs": outputs, "state": state_value.as_i32(), "err": err});
+    Ok(success("success", data, Some(&trace_id)))
+}

@@ -1,0 +1,116 @@
+//! The HTTP protocol under `/bk_plugin/`: one module per route family. Every answer, including
+//! unknown routes, wrong methods and unreadable bodies, is the protocol's JSON envelope.
+
+mod callback;
+mod data_api;
+mod dispatch;
+mod invoke;
+mod meta;
+mod schedule;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// Registers every route, each with and without its trailing slash.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/bk_plugin/meta").route(web::get().to(meta::meta)))
+        .service(resource("/bk_plugin/detail/{version}").route(web::get().to(meta::detail)))
+        .service(resource("/bk_plugin/invoke/{version}").route(web::post().to(invoke::invoke)))
+        .service(
+            resource("/bk_plugin/schedule/{trace_id}").route(web::get().to(schedule::schedule)),
+        )
+        .service(resource("/bk_plugin/callback/{token}").route(web::post().to(callback::callback)))
+        .service(
+            resource("/bk_plugin/plugin_api_dispatch").route(web::post().to(dispatch::dispatch)),
+        )
+        .service(
+            web::resource([
+                "/bk_plugin/plugin_api/{tail:.*}",
+                "/bk_plugin/openapi/{tail:.*}",
+                "/bk_plugin/private/{tail:.*}",
+            ])
+            .route(web::get().to(data_api::handle))
+            .route(web::post().to(data_api::handle))
+            .default_service(web::to(method_not_allowed)),
+        )
+        .default_service(web::to(not_found));
+}
+
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource([path.to_string(), format!("{path}/")])
+        .default_service(web::to(method_not_allowed))
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(req.method().to_string()))
+}
+
+/// Reads a JSON body: at most `limit` bytes, `application/json` (or no content type), valid JSON.
+pub(crate) async fn read_json(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Value, ApiError> {
+    if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
+        let text = content_type.to_str().unwrap_or("");
+        let essence = text
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if !(essence.is_empty() || essence == "application/json" || essence.ends_with("+json")) {
+            return Err(ApiError::UnsupportedMediaType(text.to_string()));
+        }
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(256).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("cannot read request body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    parse_json(&body)
+}
+
+/// Parses JSON with serde_json's recursion limit (128 levels), naming where it failed.
+pub(crate) fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "request body is empty: send a JSON object",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))
+}
+
+/// `{"result": true, "message": ..., "data": ...}` with status 200.
+pub(crate) fn success(message: &str, data: Value, trace_id: Option<&str>) -> HttpResponse {
+    let mut body = serde_json::json!({"result": true, "message": message, "data": data});
+    if let Some(trace_id) = trace_id {
+        body["trace_id"] = Value::String(trace_id.to_string());
+    }
+    HttpResponse::Ok().json(body)
+}

@@ -1,0 +1,131 @@
+//! What every route and the worker share: the registry, the store, the configuration, the
+//! callback issuer and the worker's wake-up signal.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bk_plugin_core::{CallbackIssuer, IssueCallbackError, PluginMeta, Registry};
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::plugin_api::PluginApis;
+use crate::store::Store;
+use crate::token::TokenSigner;
+
+/// The secret that signs callback tokens in dev when none is configured. Never used elsewhere.
+const DEV_ONLY_SECRET: &[u8] = b"bk-plugin-framework-rust dev-only callback secret";
+
+/// Shared state of one plugin process.
+pub struct AppState {
+    /// Every plugin version.
+    pub registry: Arc<Registry>,
+    /// The schedule database.
+    pub store: Store,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Plugin-level meta.
+    pub meta: Arc<PluginMeta>,
+    /// The author's data APIs.
+    pub apis: PluginApis,
+    /// Issues callback URLs for `prepare_callback`.
+    pub issuer: Arc<dyn CallbackIssuer>,
+    /// Verifies callback tokens; `None` when no secret is configured outside dev.
+    pub signer: Option<TokenSigner>,
+    /// Wakes this process's worker when new work is created here.
+    pub wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("versions", &self.registry.version_names())
+            .finish()
+    }
+}
+
+impl AppState {
+    /// Builds the shared state.
+    pub fn new(
+        registry: Arc<Registry>,
+        store: Store,
+        config: Arc<Config>,
+        meta: Arc<PluginMeta>,
+        apis: PluginApis,
+    ) -> Self {
+        let signer = signer_for(&config);
+        let issuer = Arc::new(ServerIssuer {
+            signer: signer.clone(),
+            base_url: callback_base_url(&config),
+            ttl: config.callback_token_ttl,
+        });
+        Self {
+            registry,
+            store,
+            config,
+            meta,
+            apis,
+            issuer,
+            signer,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+}
+
+fn signer_for(config: &Config) -> Option<TokenSigner> {
+    let secret = config
+        .callback_secret
+        .as_deref()
+        .or(config.app_secret.as_deref());
+    match secret {
+        Some(secret) => Some(TokenSigner::new(secret.as_bytes())),
+        None if config.is_dev() => Some(TokenSigner::new(DEV_ONLY_SECRET)),
+        None => None,
+    }
+}
+
+/// `BK_PLUGIN_CALLBACK_HOST/<stage>/callback/` through the gateway, else this process directly.
+fn callback_base_url(config: &Config) -> String {
+    match &config.callback_host {
+        Some(host) => format!(
+            "{}/{}/callback/",
+            host.trim_end_matches('/'),
+            config.stage_name.trim_matches('/')
+        ),
+        None => format!("http://127.0.0.1:{}/bk_plugin/callback/", config.port),
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+struct ServerIssuer {
+    signer: Option<TokenSigner>,
+    base_url: String,
+    ttl: Duration,
+}
+
+impl CallbackIssuer for ServerIssuer {
+    fn issue(&self, trace_id: &str, callback_id: &str) -> Result<String, IssueCallbackError> {
+        let signer = self.signer.as_ref().ok_or_else(|| {
+            IssueCallbackError(
+                "no callback secret: set BK_PLUGIN_CALLBACK_SECRET or BKPAAS_APP_SECRET".into(),
+            )
+        })?;
+        let expires = unix_now().saturating_add(self.ttl.as_secs());
+        let expires = u32::try_from(expires).unwrap_or(u32::MAX);
+        let token = signer
+            .sign(trace_id, callback_id, expires)
+            .map_err(|e| IssueCallbackError(e.to_string()))?;
+        Ok(format!("{}{token}/", self.base_url))
+    }
+}
+
+/// A new trace id: a UUID4 as 32 lowercase hex characters.
+pub fn new_trace_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}

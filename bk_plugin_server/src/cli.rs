@@ -1,0 +1,376 @@
+//! The command line of a plugin binary: `serve` (default), `worker`, `migrate`, `versions`,
+//! `detail`, `invoke`, `version`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+use anyhow::{Context as _, bail};
+use bk_plugin_core::executor::{Next, StepInput};
+use bk_plugin_core::{PluginMeta, Registry, State};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::app::{AppState, new_trace_id};
+use crate::config::Config;
+use crate::plugin_api::PluginApis;
+use crate::store::{NewWaiting, Store, now_ms};
+
+/// A BlueKing plugin built with bk-plugin-framework for Rust.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the plugin protocol over HTTP on $PORT (default 5000), with an embedded worker.
+    Serve {
+        /// Do not run the embedded worker (run `worker` processes instead).
+        #[arg(long)]
+        no_worker: bool,
+        /// Listen on this port instead of $PORT.
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Run only the worker that re-runs waiting invocations (scale out with more of these).
+    Worker,
+    /// Apply database migrations (idempotent).
+    Migrate,
+    /// List the plugin versions, newest first.
+    Versions,
+    /// Print the detail (schemas, form) of one version.
+    Detail {
+        /// The version.
+        version: String,
+    },
+    /// Run one invocation on the configured database and follow it to its end.
+    Invoke {
+        /// The version.
+        version: String,
+        /// The inputs, as JSON.
+        #[arg(long, default_value = "{}")]
+        inputs: String,
+        /// The context, as JSON.
+        #[arg(long, default_value = "{}")]
+        context: String,
+        /// Give up following after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Print the framework version.
+    Version,
+}
+
+/// Parses `args` and runs the command.
+pub fn main<I, T>(meta: PluginMeta, apis: PluginApis, args: I) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            if e.use_stderr() {
+                bail!("invalid command line");
+            }
+            return Ok(());
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Serve {
+        no_worker: false,
+        port: None,
+    });
+    if let Command::Version = command {
+        println!("bk-plugin-framework-rust {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
+    let mut config = Config::from_env().map_err(anyhow::Error::msg)?;
+    crate::logging::init(&config);
+    meta.check()
+        .map_err(|e| anyhow::anyhow!("invalid allow_scope: {e}"))?;
+    let registry = Arc::new(Registry::load()?);
+    match command {
+        Command::Versions => {
+            for version in registry.version_names() {
+                println!("{version}");
+            }
+            Ok(())
+        }
+        Command::Detail { version } => {
+            let found = registry
+                .get(&version)
+                .with_context(|| format!("no plugin version {version}"))?;
+            println!("{}", serde_json::to_string_pretty(found.detail())?);
+            Ok(())
+        }
+        Command::Serve { no_worker, port } => {
+            if let Some(port) = port {
+                config.port = port;
+            }
+            let worker = config.embedded_worker && !no_worker;
+            serve(config, registry, meta, apis, worker)
+        }
+        Command::Worker => block_on(async move {
+            let state = connect_state(config, registry, meta, apis, false).await?;
+            let handle = crate::worker::start(state);
+            wait_for_signal().await;
+            handle.shutdown().await;
+            Ok(())
+        }),
+        Command::Migrate => block_on(async move {
+            let store = Store::connect(&config.database_url, 2).await?;
+            store.migrate().await?;
+            println!("database is up to date");
+            Ok(())
+        }),
+        Command::Invoke {
+            version,
+            inputs,
+            context,
+            timeout,
+        } => block_on(async move {
+            let state = connect_state(config, registry, meta, apis, true).await?;
+            invoke_and_follow(
+                state,
+                &version,
+                &inputs,
+                &context,
+                Duration::from_secs(timeout),
+            )
+            .await
+        }),
+        Command::Version => Ok(()),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
+    runtime()?.block_on(f)
+}
+
+/// Connects and migrates (dev, or `migrate_always`) or checks that the schema is current.
+async fn connect_state(
+    config: Config,
+    registry: Arc<Registry>,
+    meta: PluginMeta,
+    apis: PluginApis,
+    migrate_always: bool,
+) -> anyhow::Result<Arc<AppState>> {
+    let store = Store::connect(&config.database_url, config.db_max_connections)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to the database {}",
+                redact(&config.database_url)
+            )
+        })?;
+    if config.is_dev() || migrate_always {
+        store.migrate().await.context("migrating the database")?;
+    } else {
+        let pending = store.pending_migrations().await?;
+        if !pending.is_empty() {
+            bail!(
+                "the database is not migrated ({} pending: {}): run `{} migrate` first (the pre-release hook does this on PaaS)",
+                pending.len(),
+                pending.join(", "),
+                std::env::args().next().unwrap_or_else(|| "plugin".into())
+            );
+        }
+    }
+    Ok(Arc::new(AppState::new(
+        registry,
+        store,
+        Arc::new(config),
+        Arc::new(meta),
+        apis,
+    )))
+}
+
+/// A database URL with its password hidden, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn serve(
+    config: Config,
+    registry: Arc<Registry>,
+    meta: PluginMeta,
+    apis: PluginApis,
+    embedded_worker: bool,
+) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    actix_web::rt::System::with_tokio_rt(move || rt).block_on(async move {
+        let bind = (config.bind.clone(), config.port);
+        let state = connect_state(config, registry, meta, apis, false).await?;
+        let worker = embedded_worker.then(|| crate::worker::start(state.clone()));
+        let data = web::Data::from(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .configure(crate::api::configure)
+        })
+        .shutdown_timeout(25)
+        .bind(bind.clone())
+        .with_context(|| format!("cannot listen on {}:{}", bind.0, bind.1))?;
+        tracing::info!(
+            address = %format!("{}:{}", bind.0, bind.1),
+            versions = ?state.registry.version_names(),
+            worker = embedded_worker,
+            "plugin server listening"
+        );
+        server.run().await?;
+        if let Some(worker) = worker {
+            worker.shutdown().await;
+        }
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn invoke_and_follow(
+    state: Arc<AppState>,
+    version_name: &str,
+    inputs: &str,
+    context: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let version = state
+        .registry
+        .get(version_name)
+        .with_context(|| format!("no plugin version {version_name}"))?;
+    let inputs: Value = serde_json::from_str(inputs).context("--inputs is not valid JSON")?;
+    let context: Value = serde_json::from_str(context).context("--context is not valid JSON")?;
+    let trace_id = new_trace_id();
+    let outcome = version
+        .run(
+            StepInput::first(trace_id.clone(), inputs.clone(), context.clone()),
+            state.issuer.clone(),
+        )
+        .await;
+    println!("trace_id: {trace_id}");
+    let (run_at, deadline) = match outcome.next {
+        Next::Poll(after) => (
+            now_ms() + i64::try_from(after.as_millis()).unwrap_or(0),
+            None,
+        ),
+        Next::Callback => {
+            let d =
+                now_ms() + i64::try_from(state.config.callback_timeout.as_millis()).unwrap_or(0);
+            (d, Some(d))
+        }
+        _ => {
+            let err = outcome.err().map(str::to_string);
+            print_result(
+                outcome.state(),
+                &Value::Object(outcome.outputs),
+                err.as_deref(),
+            );
+            return Ok(());
+        }
+    };
+    println!(
+        "state: {} ({}), following it to its end",
+        outcome.state().as_i32(),
+        outcome.state()
+    );
+    if outcome.state() == State::Callback {
+        println!("outputs so far: {}", Value::Object(outcome.outputs.clone()));
+    }
+    state
+        .store
+        .insert_waiting(NewWaiting {
+            trace_id: trace_id.clone(),
+            version: version_name.to_string(),
+            state: outcome.state(),
+            inputs: inputs.to_string(),
+            context: context.to_string(),
+            storage: Value::Object(outcome.storage).to_string(),
+            outputs: Value::Object(outcome.outputs).to_string(),
+            run_at,
+            callback_deadline: deadline,
+        })
+        .await?;
+    let worker = crate::worker::start(state.clone());
+    let started = std::time::Instant::now();
+    let result = loop {
+        if let Some(row) = state.store.get(&trace_id).await? {
+            let row_state = State::from_i32(row.state).unwrap_or(State::Fail);
+            if row_state.is_terminal() {
+                let outputs: Value = serde_json::from_str(&row.outputs).unwrap_or(Value::Null);
+                print_result(row_state, &outputs, row.error.as_deref());
+                break Ok(());
+            }
+        }
+        if started.elapsed() > timeout {
+            break Err(anyhow::anyhow!(
+                "gave up after {}s; the invocation is still waiting (trace_id {trace_id})",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    worker.shutdown().await;
+    result
+}
+
+fn print_result(state: State, outputs: &Value, err: Option<&str>) {
+    let result = json!({"state": state.as_i32(), "state_name": state.name(), "outputs": outputs, "err": err});
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&result).unwrap_or_default()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_are_hidden_in_messages() {
+        assert_eq!(
+            redact("mysql://root:s3cret@db:3306/x"),
+            "mysql://root:***@db:3306/x"
+        );
+        assert_eq!(
+            redact("sqlite://bk_plugin.db?mode=rwc"),
+            "sqlite://bk_plugin.db?mode=rwc"
+        );
+    }
+}

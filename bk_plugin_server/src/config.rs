@@ -1,0 +1,196 @@
+//! Configuration from the environment the PaaS platform gives a deployed plugin.
+
+use std::time::Duration;
+
+/// The deployment environment (`BKPAAS_ENVIRONMENT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// Local development: SQLite by default, no gateway JWT required, dev-only routes on.
+    Dev,
+    /// Staging.
+    Stag,
+    /// Production.
+    Prod,
+}
+
+impl Environment {
+    fn parse(value: &str) -> Self {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "prod" | "production" => Self::Prod,
+            "stag" | "staging" => Self::Stag,
+            _ => Self::Dev,
+        }
+    }
+
+    /// The name PaaS uses (`dev`, `stag`, `prod`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dev => "dev",
+            Self::Stag => "stag",
+            Self::Prod => "prod",
+        }
+    }
+}
+
+/// Everything the runtime reads from the environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `BKPAAS_APP_ID`: the plugin's app code, shown as `code` in meta.
+    pub app_code: String,
+    /// `BKPAAS_APP_SECRET`.
+    pub app_secret: Option<String>,
+    /// `BKPAAS_ENVIRONMENT`.
+    pub environment: Environment,
+    /// `PORT` (5000 by default) and `BK_PLUGIN_BIND` (0.0.0.0 by default).
+    pub bind: String,
+    /// The port.
+    pub port: u16,
+    /// The database URL: `DATABASE_URL`, else the MySQL add-on variables, else SQLite.
+    pub database_url: String,
+    /// `TIME_ZONE` for `created_at` / `finish_at` (default `Asia/Shanghai`).
+    pub time_zone: chrono_tz::Tz,
+    /// `SCHEDULE_PERSISTENT_DAYS` (default 30): finished rows older than this are deleted.
+    pub schedule_persistent_days: u32,
+    /// `BK_PLUGIN_CALLBACK_HOST`: the public base URL callbacks reach us through.
+    pub callback_host: Option<String>,
+    /// `BK_PLUGIN_APIGW_STAGE_NAME` (default: the environment name).
+    pub stage_name: String,
+    /// `BK_PLUGIN_CALLBACK_SECRET`: the key callback tokens are signed with (else the app secret).
+    pub callback_secret: Option<String>,
+    /// `BK_PLUGIN_CALLBACK_TOKEN_TTL_SECONDS` (default 7 days).
+    pub callback_token_ttl: Duration,
+    /// `BK_PLUGIN_CALLBACK_TIMEOUT_SECONDS` (default 7 days): a CALLBACK invocation whose
+    /// callback never comes fails after this long.
+    pub callback_timeout: Duration,
+    /// `BK_PLUGIN_MAX_BODY_BYTES` (default 10 MiB).
+    pub max_body_bytes: usize,
+    /// `BK_PLUGIN_WORKER_CONCURRENCY` (default 64): steps one worker runs at once.
+    pub worker_concurrency: usize,
+    /// `BK_PLUGIN_WORKER_POLL_MS` (default 200): how often an idle worker looks for work that
+    /// other processes created.
+    pub worker_poll_interval: Duration,
+    /// `BK_PLUGIN_LEASE_SECONDS` (default 30): how long a claimed row stays leased without a heartbeat.
+    pub lease: Duration,
+    /// `BK_PLUGIN_EMBEDDED_WORKER` (default on): `serve` also runs a worker.
+    pub embedded_worker: bool,
+    /// `BK_PLUGIN_FINISH_CALLBACK_TRIES` (default 3).
+    pub finish_callback_tries: u32,
+    /// `BK_PLUGIN_DB_MAX_CONNECTIONS` (default 16).
+    pub db_max_connections: u32,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={v:?} is not a valid value")),
+    }
+}
+
+fn flag(name: &str, default: bool) -> Result<bool, String> {
+    match var(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
+        Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
+        Some(v) => Err(format!("{name}={v:?} is not a boolean")),
+    }
+}
+
+impl Config {
+    /// Reads the configuration; the message names the variable that is wrong.
+    pub fn from_env() -> Result<Self, String> {
+        let environment = Environment::parse(&var("BKPAAS_ENVIRONMENT").unwrap_or_default());
+        let time_zone_name = var("TIME_ZONE").unwrap_or_else(|| "Asia/Shanghai".into());
+        let time_zone = time_zone_name
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| format!("TIME_ZONE={time_zone_name:?} is not a known time zone"))?;
+        Ok(Self {
+            app_code: var("BKPAAS_APP_ID").unwrap_or_else(|| "bk-plugin".into()),
+            app_secret: var("BKPAAS_APP_SECRET"),
+            environment,
+            bind: var("BK_PLUGIN_BIND").unwrap_or_else(|| "0.0.0.0".into()),
+            port: parsed("PORT", 5000)?,
+            database_url: database_url(),
+            time_zone,
+            schedule_persistent_days: parsed("SCHEDULE_PERSISTENT_DAYS", 30)?,
+            callback_host: var("BK_PLUGIN_CALLBACK_HOST"),
+            stage_name: var("BK_PLUGIN_APIGW_STAGE_NAME")
+                .unwrap_or_else(|| environment.name().to_string()),
+            callback_secret: var("BK_PLUGIN_CALLBACK_SECRET"),
+            callback_token_ttl: Duration::from_secs(parsed(
+                "BK_PLUGIN_CALLBACK_TOKEN_TTL_SECONDS",
+                7 * 24 * 3600,
+            )?),
+            callback_timeout: Duration::from_secs(parsed(
+                "BK_PLUGIN_CALLBACK_TIMEOUT_SECONDS",
+                7 * 24 * 3600,
+            )?),
+            max_body_bytes: parsed("BK_PLUGIN_MAX_BODY_BYTES", 10 * 1024 * 1024)?,
+            worker_concurrency: parsed("BK_PLUGIN_WORKER_CONCURRENCY", 64usize)?.max(1),
+            worker_poll_interval: Duration::from_millis(parsed("BK_PLUGIN_WORKER_POLL_MS", 200)?),
+            lease: Duration::from_secs(parsed("BK_PLUGIN_LEASE_SECONDS", 30u64)?.max(2)),
+            embedded_worker: flag("BK_PLUGIN_EMBEDDED_WORKER", true)?,
+            finish_callback_tries: parsed("BK_PLUGIN_FINISH_CALLBACK_TRIES", 3u32)?.max(1),
+            db_max_connections: parsed("BK_PLUGIN_DB_MAX_CONNECTIONS", 16u32)?.max(1),
+        })
+    }
+
+    /// Whether this is local development.
+    pub fn is_dev(&self) -> bool {
+        self.environment == Environment::Dev
+    }
+}
+
+/// `DATABASE_URL`, else the PaaS MySQL add-on (`MYSQL_HOST`, ...), else `./bk_plugin.db`.
+fn database_url() -> String {
+    if let Some(url) = var("DATABASE_URL") {
+        return url;
+    }
+    if let Some(host) = var("MYSQL_HOST") {
+        let port = var("MYSQL_PORT").unwrap_or_else(|| "3306".into());
+        let user = var("MYSQL_USER").unwrap_or_else(|| "root".into());
+        let password = var("MYSQL_PASSWORD").unwrap_or_default();
+        let name = var("MYSQL_NAME").unwrap_or_else(|| "bk_plugin".into());
+        return format!(
+            "mysql://{}:{}@{host}:{port}/{name}",
+            encode(&user),
+            encode(&password)
+        );
+    }
+    "sqlite://bk_plugin.db?mode=rwc".into()
+}
+
+/// Percent-encodes a URL userinfo part.
+fn encode(part: &str) -> String {
+    part.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mysql_passwords_are_percent_encoded_in_the_url() {
+        assert_eq!(encode("p@ss:w/rd"), "p%40ss%3Aw%2Frd");
+    }
+
+    #[test]
+    fn unknown_environment_names_mean_dev() {
+        assert_eq!(Environment::parse("PROD"), Environment::Prod);
+        assert_eq!(Environment::parse("stag"), Environment::Stag);
+        assert_eq!(Environment::parse(""), Environment::Dev);
+    }
+}

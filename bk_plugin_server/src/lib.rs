@@ -1,0 +1,96 @@
+//! The BlueKing plugin runtime for plugins written with `bk_plugin_core`.
+//!
+//! A plugin project depends on this crate only and writes:
+//!
+//! ```no_run
+//! fn main() {
+//!     bk_plugin_server::Server::new()
+//!         .description("what this plugin does")
+//!         .run()
+//! }
+//! ```
+//!
+//! The binary then speaks the BlueKing plugin protocol over HTTP (`serve`), re-runs waiting
+//! invocations (`worker`, embedded in `serve` by default), migrates its database (`migrate`) and
+//! runs invocations from the command line (`invoke`). See `--help`.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod logging;
+pub mod plugin_api;
+pub mod store;
+pub mod time;
+pub mod token;
+pub mod worker;
+
+pub use bk_plugin_core::*;
+pub use plugin_api::{ApiGroup, ApiMethod, ApiRequest, HandlerError, PluginApis};
+
+use std::process::ExitCode;
+
+/// A plugin process: its meta and data APIs, then `run()`.
+#[derive(Debug, Default)]
+pub struct Server {
+    meta: PluginMeta,
+    apis: PluginApis,
+}
+
+impl Server {
+    /// A server with no description, no scope restrictions and no data APIs.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The plugin's description (`description` in meta).
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.meta.description = description.into();
+        self
+    }
+
+    /// Restricts the caller `app_code` to `scope_type` and these values (`allow_scope`).
+    pub fn allow_scope<I, S>(mut self, app_code: &str, scope_type: &str, values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.meta = self.meta.allow_scope(app_code, scope_type, values);
+        self
+    }
+
+    /// The data APIs for form widgets.
+    pub fn apis(mut self, apis: PluginApis) -> Self {
+        self.apis = apis;
+        self
+    }
+
+    /// Parses the command line and runs; exits the process with a failure status on error.
+    pub fn run(self) {
+        let code = self.run_with_args(std::env::args_os());
+        if code != ExitCode::SUCCESS {
+            std::process::exit(1);
+        }
+    }
+
+    /// Runs with explicit arguments (the first is the program name).
+    pub fn run_with_args<I, T>(self, args: I) -> ExitCode
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        match cli::main(self.meta, self.apis, args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Runs a plugin with no description and no data APIs: `fn main() { bk_plugin_server::run() }`.
+pub fn run() {
+    Server::new().run()
+}

@@ -1,0 +1,269 @@
+//! Author-defined data APIs for form widgets (Python's `PluginAPIView`): handlers under
+//! `/bk_plugin/plugin_api/`, `/bk_plugin/openapi/` and `/bk_plugin/private/`, reachable over
+//! HTTP and, in-process, through `plugin_api_dispatch`.
+//!
+//! ```
+//! use bk_plugin_server::plugin_api::{ApiRequest, HandlerError, PluginApis};
+//! use serde_json::{json, Value};
+//!
+//! async fn task_list(request: ApiRequest) -> Result<Value, HandlerError> {
+//!     let biz_id: i64 = request.param_as("biz_id")?;
+//!     Ok(json!([{"text": "biz", "value": biz_id}]))
+//! }
+//!
+//! let apis = PluginApis::new().get("task_list/{biz_id:\\d+}", task_list);
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use actix_router::{Path, ResourceDef};
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+/// The three handler groups and their URL prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiGroup {
+    /// `/bk_plugin/plugin_api/`: data sources for forms; reachable through dispatch.
+    PluginApi,
+    /// `/bk_plugin/openapi/`.
+    OpenApi,
+    /// `/bk_plugin/private/`.
+    Private,
+}
+
+impl ApiGroup {
+    /// The URL prefix of the group.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::PluginApi => "/bk_plugin/plugin_api/",
+            Self::OpenApi => "/bk_plugin/openapi/",
+            Self::Private => "/bk_plugin/private/",
+        }
+    }
+}
+
+/// The HTTP methods handlers answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiMethod {
+    /// GET.
+    Get,
+    /// POST.
+    Post,
+}
+
+impl ApiMethod {
+    /// Parses `GET` / `POST` (any case).
+    pub fn parse(method: &str) -> Option<Self> {
+        match method.to_ascii_uppercase().as_str() {
+            "GET" => Some(Self::Get),
+            "POST" => Some(Self::Post),
+            _ => None,
+        }
+    }
+
+    /// The method's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+        }
+    }
+}
+
+/// A request as a handler sees it, whether it came over HTTP or through dispatch.
+#[derive(Debug, Clone, Default)]
+pub struct ApiRequest {
+    /// GET or POST.
+    pub method: Option<ApiMethod>,
+    /// Path parameters captured by the route pattern.
+    pub params: HashMap<String, String>,
+    /// Query parameters (for a dispatched GET, the dispatch `data` too).
+    pub query: Map<String, Value>,
+    /// The JSON body of a POST (`null` for GET).
+    pub data: Value,
+    /// The calling user, when known.
+    pub username: Option<String>,
+    /// The caller's app code, when a verified gateway JWT says it.
+    pub app_code: Option<String>,
+    /// `Bk-Plugin-*` headers and the gateway JWT, forwarded as they came.
+    pub headers: Vec<(String, String)>,
+    /// The user's credential for calling other BlueKing APIs as them: the `bk_token` cookie in
+    /// dev, the gateway JWT in production.
+    pub user_credential: Option<(String, String)>,
+}
+
+/// A handler's failure: answered as 500 (or the status it names) with the envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct HandlerError {
+    /// HTTP status (400..=599).
+    pub status: u16,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl HandlerError {
+    /// A 400: the request was wrong.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: 400,
+            message: message.into(),
+        }
+    }
+
+    /// A 500: the handler failed.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self {
+            status: 500,
+            message: message.into(),
+        }
+    }
+}
+
+impl ApiRequest {
+    /// A path parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+
+    /// A path parameter parsed as `T`; a 400 naming it when absent or unparsable.
+    pub fn param_as<T: std::str::FromStr>(&self, name: &str) -> Result<T, HandlerError> {
+        self.param(name)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| HandlerError::bad_request(format!("path parameter `{name}` is invalid")))
+    }
+
+    /// The `X-Bkapi-Authorization` header value for calling another BlueKing API as this user:
+    /// `{"bk_app_code", "bk_app_secret", and "bk_token" (dev) or "jwt" (gateway)}`. Never log it.
+    pub fn bkapi_authorization(&self, app_code: &str, app_secret: &str) -> String {
+        let mut auth = json!({"bk_app_code": app_code, "bk_app_secret": app_secret});
+        if let Some((key, value)) = &self.user_credential {
+            auth[key.as_str()] = json!(value);
+        }
+        if let Some(username) = &self.username {
+            auth["bk_username"] = json!(username);
+        }
+        auth.to_string()
+    }
+}
+
+type Handler =
+    Arc<dyn Fn(ApiRequest) -> BoxFuture<'static, Result<Value, HandlerError>> + Send + Sync>;
+
+struct Route {
+    group: ApiGroup,
+    method: ApiMethod,
+    pattern: ResourceDef,
+    handler: Handler,
+}
+
+/// The author's handlers, by group, method and path pattern (`task_list/{biz_id}`;
+/// `{name:regex}` restricts a segment). A trailing slash never matters.
+#[derive(Default, Clone)]
+pub struct PluginApis {
+    routes: Vec<Arc<Route>>,
+}
+
+impl std::fmt::Debug for PluginApis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginApis")
+            .field("routes", &self.routes.len())
+            .finish()
+    }
+}
+
+fn normalize(path: &str) -> String {
+    let trimmed = path.trim_matches('/');
+    format!("/{trimmed}")
+}
+
+impl PluginApis {
+    /// No handlers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a handler for `method` on `pattern` in `group`.
+    pub fn route<F, Fut, V>(
+        mut self,
+        group: ApiGroup,
+        method: ApiMethod,
+        pattern: &str,
+        handler: F,
+    ) -> Self
+    where
+        F: Fn(ApiRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<V, HandlerError>> + Send + 'static,
+        V: Serialize,
+    {
+        let handler: Handler = Arc::new(move |request| {
+            let fut = handler(request);
+            Box::pin(async move {
+                let value = fut.await?;
+                serde_json::to_value(value).map_err(|e| HandlerError::internal(e.to_string()))
+            })
+        });
+        self.routes.push(Arc::new(Route {
+            group,
+            method,
+            pattern: ResourceDef::new(normalize(pattern)),
+            handler,
+        }));
+        self
+    }
+
+    /// A GET handler under `/bk_plugin/plugin_api/`.
+    pub fn get<F, Fut, V>(self, pattern: &str, handler: F) -> Self
+    where
+        F: Fn(ApiRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<V, HandlerError>> + Send + 'static,
+        V: Serialize,
+    {
+        self.route(ApiGroup::PluginApi, ApiMethod::Get, pattern, handler)
+    }
+
+    /// A POST handler under `/bk_plugin/plugin_api/`.
+    pub fn post<F, Fut, V>(self, pattern: &str, handler: F) -> Self
+    where
+        F: Fn(ApiRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<V, HandlerError>> + Send + 'static,
+        V: Serialize,
+    {
+        self.route(ApiGroup::PluginApi, ApiMethod::Post, pattern, handler)
+    }
+
+    /// Finds the handler for `method` on `path` (relative to the group prefix) and fills the
+    /// request's path parameters. `Err(true)` when the path exists for another method.
+    pub(crate) fn find(
+        &self,
+        group: ApiGroup,
+        method: ApiMethod,
+        path: &str,
+        request: &mut ApiRequest,
+    ) -> Result<impl Future<Output = Result<Value, HandlerError>> + use<>, bool> {
+        let path_text = normalize(path);
+        let mut other_method = false;
+        for route in self.routes.iter().filter(|r| r.group == group) {
+            let mut matched = Path::new(path_text.as_str());
+            if !route.pattern.capture_match_info(&mut matched) {
+                continue;
+            }
+            if route.method != method {
+                other_method = true;
+                continue;
+            }
+            request.method = Some(method);
+            request.params = matched
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let handler = route.handler.clone();
+            let request = std::mem::take(request);
+            return Ok(async move { handler(request).await });
+        }
+        Err(other_method)
+    }
+}

@@ -1,0 +1,34 @@
+//! Schema migrations (sea-orm-migration), applied by `migrate` and, in dev, by `serve`.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_schedule;
+mod m20261125_000002_create_callback;
+
+/// Every migration, in order.
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261125_000001_create_schedule::Migration),
+            Box::new(m20261125_000002_create_callback::Migration),
+        ]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "bkp_migrations".into_iden()
+    }
+}
+
+/// A text column large enough for JSON documents on every backend (MySQL's TEXT stops at 64 KiB).
+fn json_text(manager: &SchemaManager<'_>, column: impl IntoIden) -> ColumnDef {
+    let mut def = ColumnDef::new(column);
+    match manager.get_database_backend() {
+        sea_orm::DatabaseBackend::MySql => def.custom("LONGTEXT".into_iden()),
+        _ => def.text(),
+    };
+    def.not_null();
+    def
+}

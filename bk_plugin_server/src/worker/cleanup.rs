@@ -1,0 +1,44 @@
+//! The daily cleanup: deletes finished invocations older than `SCHEDULE_PERSISTENT_DAYS`, in
+//! batches, so that no single statement holds the table for long.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::app::AppState;
+use crate::store::now_ms;
+
+const FIRST_RUN_AFTER: Duration = Duration::from_secs(60);
+const EVERY: Duration = Duration::from_secs(24 * 3600);
+const BATCH: u64 = 1000;
+
+pub(super) async fn cleanup_loop(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
+    let mut wait = FIRST_RUN_AFTER;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stopped.changed() => return,
+        }
+        wait = EVERY;
+        let keep = i64::from(state.config.schedule_persistent_days) * 24 * 3600 * 1000;
+        let before = now_ms() - keep;
+        let mut total = 0u64;
+        loop {
+            if *stopped.borrow() {
+                return;
+            }
+            match state.store.delete_finished_before(before, BATCH).await {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cleanup of finished invocations failed; next run tomorrow");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::info!(deleted = total, "cleaned up finished invocations");
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The worker: claims due rows with a lease, re-runs their step, and moves them on.
+//!
+//! There is no fixed tick. The worker sleeps until the earliest due time it knows of, is woken at
+//! once by work created in its own process (invoke, callback), and otherwise looks at the database
+//! every `BK_PLUGIN_WORKER_POLL_MS` for work created by other processes. Steps run concurrently
+//! up to `BK_PLUGIN_WORKER_CONCURRENCY`; a heartbeat renews each step's lease. On shutdown it
+//! stops claiming, lets in-flight steps finish within a bound, and gives back what it holds.
+
+mod cleanup;
+mod notify;
+mod step;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+
+use crate::app::AppState;
+use crate::store::now_ms;
+
+/// How long in-flight steps may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+/// A running worker's handle: signal it, then await it.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// Stops claiming, waits for in-flight work (bounded), and returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// A unique name for this worker's leases: host, process and a random suffix.
+fn owner_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    let host: String = host.chars().take(24).collect();
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &random[..8])
+}
+
+/// Starts the step loop, the finish-callback notifier and the daily cleanup.
+pub fn start(state: Arc<AppState>) -> WorkerHandle {
+    let (stop, stopped) = watch::channel(false);
+    let owner = owner_name();
+    tracing::info!(owner = %owner, "worker started");
+    let tasks = vec![
+        tokio::spawn(step_loop(state.clone(), owner.clone(), stopped.clone())),
+        tokio::spawn(notify::notify_loop(state.clone(), owner, stopped.clone())),
+        tokio::spawn(cleanup::cleanup_loop(state, stopped)),
+    ];
+    WorkerHandle { stop, tasks }
+}
+
+async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Receiver<bool>) {
+    let concurrency = state.config.worker_concurrency;
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let mut backoff = Duration::from_millis(50);
+    while !*stopped.borrow() {
+        let free = slots.available_permits();
+        if free == 0 {
+            // Wait for a step to finish (or a stop signal) before claiming more.
+            tokio::select! {
+                permit = slots.clone().acquire_owned() => drop(permit),
+                _ = stopped.changed() => {}
+            }
+            continue;
+        }
+        let claimed = state
+            .store
+            .claim_due(&owner, state.config.lease, free as u64)
+            .await;
+        let rows = match claimed {
+            Ok(rows) => {
+                backoff = Duration::from_millis(50);
+                rows
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming due work failed; retrying");
+                sleep_or_stop(backoff, &mut stopped).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let full_batch = rows.len() == free;
+        for row in rows {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let state = state.clone();
+            let owner = owner.clone();
+            tokio::spawn(async move {
+                step::run_claimed(&state, &owner, row).await;
+                drop(permit);
+            });
+        }
+        if full_batch {
+            continue;
+        }
+        let wait = match state.store.next_due().await {
+            Ok(Some(due)) => {
+                let until = u64::try_from(due - now_ms()).unwrap_or(0);
+                Duration::from_millis(until).min(state.config.worker_poll_interval)
+            }
+            Ok(None) => state.config.worker_poll_interval,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the next due time failed");
+                state.config.worker_poll_interval
+            }
+        };
+        if wait.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = state.wake.notified() => {}
+            _ = stopped.changed() => {}
+        }
+    }
+    // Shutdown: let in-flight steps finish, bounded.
+    let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
+    match tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all)).await {
+        Ok(_) => tracing::info!("worker stopped; every in-flight step finished"),
+        Err(_) => tracing::warn!(
+            "worker stopped with steps still running; their leases expire and another worker re-runs them"
+        ),
+    }
+}
+
+async fn sleep_or_stop(duration: Duration, stopped: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => {}
+        _ = stopped.changed() => {}
+    }
+}

@@ -1,0 +1,262 @@
+//! Re-running one claimed invocation and recording how its step ended.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bk_plugin_core::executor::{FailureKind, Next, StepInput, StepOutcome};
+use bk_plugin_core::{CallbackDelivery, State};
+use serde_json::{Map, Value};
+
+use crate::app::AppState;
+use crate::store::entity::schedule;
+use crate::store::{StoreError, Transition, now_ms};
+
+fn ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+/// Runs the step of a row this worker leased, then moves the row on (guarded by the lease).
+pub(crate) async fn run_claimed(state: &Arc<AppState>, owner: &str, row: schedule::Model) {
+    let trace_id = row.trace_id.clone();
+    let Some(left) = State::from_i32(row.state).filter(|s| !s.is_terminal()) else {
+        let _ = state.store.release(&trace_id, owner).await;
+        return;
+    };
+    let transition = match prepare(state, &row, left).await {
+        Ok(Prepared::Run(input, consumed)) => {
+            let heartbeat = spawn_heartbeat(state.clone(), trace_id.clone(), owner.to_string());
+            let outcome = run_step(state, &row, input).await;
+            heartbeat.abort();
+            transition_for(state, &row, outcome, consumed)
+        }
+        Ok(Prepared::Finish(transition)) => transition,
+        Err(e) => {
+            tracing::warn!(trace_id = %trace_id, error = %e, "cannot prepare the step; giving the row back");
+            let _ = state.store.release(&trace_id, owner).await;
+            return;
+        }
+    };
+    record(state, owner, &row, left, transition).await;
+}
+
+enum Prepared {
+    Run(StepInput, Option<String>),
+    Finish(Transition),
+}
+
+fn fail(row: &schedule::Model, err: String) -> Transition {
+    Transition {
+        state: State::Fail,
+        invoke_count: row.invoke_count,
+        storage: None,
+        outputs: None,
+        err: Some(err),
+        run_at: None,
+        callback_deadline: None,
+        consumed_callback: None,
+        notify: false,
+    }
+}
+
+fn object(text: &str, what: &str, trace_id: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(format!("stored {what} of {trace_id} is not a JSON object")),
+    }
+}
+
+async fn prepare(
+    state: &AppState,
+    row: &schedule::Model,
+    left: State,
+) -> Result<Prepared, StoreError> {
+    if state.registry.get(&row.plugin_version).is_none() {
+        let err = format!(
+            "plugin version {} is not registered in this binary: it was removed or renamed while invocations of it were waiting",
+            row.plugin_version
+        );
+        return Ok(Prepared::Finish(fail(row, err)));
+    }
+    let mut delivery = None;
+    if left == State::Callback {
+        match state.store.oldest_callback(&row.trace_id).await? {
+            Some(cb) => {
+                let data = serde_json::from_str(&cb.data).unwrap_or(Value::Null);
+                delivery = Some(CallbackDelivery {
+                    id: cb.callback_id,
+                    data,
+                });
+            }
+            None => {
+                let deadline = row.callback_deadline.unwrap_or(0);
+                if now_ms() >= deadline {
+                    let waited = state.config.callback_timeout.as_secs();
+                    let err =
+                        format!("callback timeout: no callback arrived within {waited} seconds");
+                    return Ok(Prepared::Finish(fail(row, err)));
+                }
+                // Woken early with nothing to consume: wait on until the deadline.
+                let mut wait = fail(row, String::new());
+                wait.state = State::Callback;
+                wait.err = None;
+                wait.run_at = Some(deadline);
+                wait.callback_deadline = Some(deadline);
+                return Ok(Prepared::Finish(wait));
+            }
+        }
+    }
+    let parsed = (|| {
+        Ok::<_, String>((
+            serde_json::from_str::<Value>(&row.inputs).map_err(|e| e.to_string())?,
+            serde_json::from_str::<Value>(&row.context).map_err(|e| e.to_string())?,
+            object(&row.storage, "storage", &row.trace_id)?,
+            object(&row.outputs, "outputs", &row.trace_id)?,
+        ))
+    })();
+    let (inputs, context, storage, outputs) = match parsed {
+        Ok(parts) => parts,
+        Err(e) => {
+            return Ok(Prepared::Finish(fail(
+                row,
+                format!("stored invocation is corrupt: {e}"),
+            )));
+        }
+    };
+    let consumed = delivery.as_ref().map(|d| d.id.clone());
+    let input = StepInput {
+        trace_id: row.trace_id.clone(),
+        state: left,
+        invoke_count: u32::try_from(row.invoke_count).unwrap_or(0) + 1,
+        inputs,
+        context,
+        storage,
+        outputs,
+        callback: delivery,
+    };
+    Ok(Prepared::Run(input, consumed))
+}
+
+async fn run_step(state: &AppState, row: &schedule::Model, input: StepInput) -> StepOutcome {
+    match state.registry.get(&row.plugin_version) {
+        Some(version) => version.run(input, state.issuer.clone()).await,
+        None => StepOutcome {
+            next: Next::Fail {
+                kind: FailureKind::Unexpected,
+                err: format!("plugin version {} is not registered", row.plugin_version),
+            },
+            storage: input.storage,
+            outputs: input.outputs,
+            executed: false,
+        },
+    }
+}
+
+fn transition_for(
+    state: &AppState,
+    row: &schedule::Model,
+    outcome: StepOutcome,
+    consumed_callback: Option<String>,
+) -> Transition {
+    let invoke_count = if outcome.executed {
+        row.invoke_count + 1
+    } else {
+        row.invoke_count
+    };
+    let keep_run = outcome.failure() != Some(FailureKind::Unexpected);
+    let new_state = outcome.state();
+    let now = now_ms();
+    let (run_at, callback_deadline) = match outcome.next {
+        Next::Poll(after) => (Some(now + ms(after)), None),
+        Next::Callback => {
+            let deadline = now + ms(state.config.callback_timeout);
+            (Some(deadline), Some(deadline))
+        }
+        _ => (None, None),
+    };
+    let notify = new_state.is_terminal() && wants_finish_callback(state, row);
+    Transition {
+        state: new_state,
+        invoke_count,
+        storage: keep_run.then(|| Value::Object(outcome.storage.clone()).to_string()),
+        outputs: keep_run.then(|| Value::Object(outcome.outputs.clone()).to_string()),
+        err: outcome.err().map(str::to_string),
+        run_at,
+        callback_deadline,
+        consumed_callback,
+        notify,
+    }
+}
+
+fn wants_finish_callback(state: &AppState, row: &schedule::Model) -> bool {
+    let enabled = state
+        .registry
+        .get(&row.plugin_version)
+        .is_some_and(|v| v.enable_plugin_callback());
+    enabled && row.context.contains("plugin_callback_info")
+}
+
+/// Writes the transition, retrying transient database errors with backoff for as long as the
+/// lease could still be ours. A lost lease means another worker took over: nothing is written.
+async fn record(
+    state: &AppState,
+    owner: &str,
+    row: &schedule::Model,
+    left: State,
+    transition: Transition,
+) {
+    let mut backoff = Duration::from_millis(50);
+    let give_up = std::time::Instant::now() + state.config.lease;
+    loop {
+        match state
+            .store
+            .finish_step(&row.trace_id, owner, left, transition.clone())
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(trace_id = %row.trace_id, state = %transition.state, "step recorded");
+                if transition.state == State::Callback || transition.state == State::Poll {
+                    state.wake.notify_one();
+                }
+                return;
+            }
+            Ok(false) => {
+                tracing::warn!(trace_id = %row.trace_id, "lease lost before the step was recorded; another worker owns it now");
+                return;
+            }
+            Err(e) if std::time::Instant::now() < give_up => {
+                tracing::warn!(trace_id = %row.trace_id, error = %e, "recording the step failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                tracing::error!(trace_id = %row.trace_id, error = %e, "recording the step failed; the lease will expire and the step runs again");
+                return;
+            }
+        }
+    }
+}
+
+fn spawn_heartbeat(
+    state: Arc<AppState>,
+    trace_id: String,
+    owner: String,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = state.config.lease / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            match state
+                .store
+                .heartbeat(&trace_id, &owner, state.config.lease)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(trace_id = %trace_id, "lease lost during the step");
+                    return;
+                }
+                Err(e) => tracing::warn!(trace_id = %trace_id, error = %e, "heartbeat failed"),
+            }
+        }
+    })
+}
