@@ -34,8 +34,13 @@ pub(crate) async fn dispatch(
     };
     match call.method {
         ApiMethod::Get => {
+            // A dispatched GET carries `data` as query parameters, which are strings.
             for (key, value) in call.data {
-                request.query.insert(key, value);
+                let text = match value {
+                    Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                request.query.insert(key, Value::String(text));
             }
             request.data = Value::Null;
         }

@@ -57,24 +57,18 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> 
     Err(ApiError::MethodNotAllowed(req.method().to_string()))
 }
 
-/// Reads a JSON body: at most `limit` bytes, `application/json` (or no content type), valid JSON.
+/// Reads a JSON body of at most `limit` bytes. A body sent under another content type (curl's
+/// default form type, say) is still taken when it is valid JSON; otherwise that is a 415.
 pub(crate) async fn read_json(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
 ) -> Result<Value, ApiError> {
-    if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
-        let text = content_type.to_str().unwrap_or("");
-        let essence = text
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if !(essence.is_empty() || essence == "application/json" || essence.ends_with("+json")) {
-            return Err(ApiError::UnsupportedMediaType(text.to_string()));
-        }
-    }
+    let foreign_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("").to_string())
+        .filter(|text| !is_json_type(text));
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -92,7 +86,20 @@ pub(crate) async fn read_json(
         }
         body.extend_from_slice(&chunk);
     }
-    parse_json(&body)
+    match (parse_json(&body), foreign_type) {
+        (Err(_), Some(content_type)) => Err(ApiError::UnsupportedMediaType(content_type)),
+        (result, _) => result,
+    }
+}
+
+fn is_json_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence.is_empty() || essence == "application/json" || essence.ends_with("+json")
 }
 
 /// Parses JSON with serde_json's recursion limit (128 levels), naming where it failed.
