@@ -77,7 +77,7 @@ impl PluginDecl {
                 combine(&mut errors, e);
             }
         }
-        if version.is_none() {
+        if version.is_none() && !seen.iter().any(|k| k == "version") {
             combine(
                 &mut errors,
                 syn::Error::new(

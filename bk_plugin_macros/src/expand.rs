@@ -22,12 +22,49 @@ pub(crate) fn plugin(args: TokenStream, item: TokenStream) -> TokenStream {
         );
         return with_errors(item, error);
     };
-    let decl = match PluginDecl::parse(args, item_struct).and_then(|d| check_plugin(&d).map(|_| d))
+    let ident = item_struct.ident.clone();
+    let generic = !item_struct.generics.params.is_empty();
+    let decl = match PluginDecl::parse(args.clone(), item_struct)
+        .and_then(|d| check_plugin(&d).map(|_| d))
     {
         Ok(d) => d,
-        Err(e) => return with_errors(item, e),
+        Err(e) => {
+            // Keep the author's `impl Plugin` type-checking: declare the models that did parse.
+            let models = if generic {
+                TokenStream::new()
+            } else {
+                fallback_models(&ident, args)
+            };
+            let error = e.to_compile_error();
+            return quote!(#item #models #error);
+        }
     };
     expand_plugin(&decl)
+}
+
+/// `impl PluginModels` from whichever `inputs` / `context_inputs` / `outputs` arguments name a
+/// type (the rest `Empty`), so that one mistake in the attribute does not cascade into errors
+/// on every use of `Context<Self>`.
+fn fallback_models(ident: &syn::Ident, args: TokenStream) -> TokenStream {
+    let root = framework();
+    let parsed = crate::attr::parse_args(args).unwrap_or_default();
+    let find = |key: &str| {
+        parsed
+            .iter()
+            .find(|a| a.key == key)
+            .and_then(|a| crate::attr::type_path(&a.value, key).ok())
+            .map_or_else(|| quote!(#root::Empty), |ty| quote!(#ty))
+    };
+    let (inputs, context_inputs, outputs) =
+        (find("inputs"), find("context_inputs"), find("outputs"));
+    quote! {
+        #[automatically_derived]
+        impl #root::PluginModels for #ident {
+            type Inputs = #inputs;
+            type ContextInputs = #context_inputs;
+            type Outputs = #outputs;
+        }
+    }
 }
 
 fn expand_plugin(decl: &PluginDecl) -> TokenStream {

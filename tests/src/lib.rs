@@ -63,9 +63,13 @@ fn server_url(backend: Backend) -> Option<String> {
 
 /// Replaces the database name (the URL path) of `url`.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
     let mut out = format!("{}/{name}", &base[..host_end]);
     if let Some(query) = query {
         out.push('?');
@@ -82,12 +86,22 @@ impl TestDb {
         if backend == Backend::Sqlite {
             let dir = TempDir::new("bkp-test");
             let url = format!("sqlite://{}/plugin.db?mode=rwc", dir.0.display());
-            return Some(Self { url, backend, server_url: None, name, _dir: Some(dir) });
+            return Some(Self {
+                url,
+                backend,
+                server_url: None,
+                name,
+                _dir: Some(dir),
+            });
         }
         let Some(server) = server_url(backend) else {
             println!(
                 "skipped: {backend:?} tests need {} (e.g. postgres://postgres@127.0.0.1:5432/test or mysql://root@127.0.0.1:3306/test)",
-                if backend == Backend::Postgres { "BKP_TEST_POSTGRES_URL" } else { "BKP_TEST_MYSQL_URL" }
+                if backend == Backend::Postgres {
+                    "BKP_TEST_POSTGRES_URL"
+                } else {
+                    "BKP_TEST_MYSQL_URL"
+                }
             );
             return None;
         };
@@ -99,7 +113,13 @@ impl TestDb {
             .await
             .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
         let _ = admin.close().await;
-        Some(Self { url: with_database(&server, &name), backend, server_url: Some(server), name, _dir: None })
+        Some(Self {
+            url: with_database(&server, &name),
+            backend,
+            server_url: Some(server),
+            name,
+            _dir: None,
+        })
     }
 
     /// The backend.
@@ -112,7 +132,9 @@ impl TestDb {
         if let Some(server) = &self.server_url {
             if let Ok(admin) = Database::connect(server).await {
                 let sql = match self.backend {
-                    Backend::Postgres => format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+                    Backend::Postgres => {
+                        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)
+                    }
                     _ => format!("DROP DATABASE IF EXISTS {}", self.name),
                 };
                 let _ = admin.execute_unprepared(&sql).await;
@@ -125,7 +147,11 @@ impl TestDb {
 /// The fixture plugin binary, built by `cargo test --workspace` next to this test executable.
 pub fn fixture_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).map(PathBuf::from).unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let binary = profile_dir.join("bkp-fixtures");
     assert!(
         binary.is_file(),
@@ -168,17 +194,29 @@ pub struct Launch {
 impl Launch {
     /// `serve` with the embedded worker.
     pub fn serve() -> Self {
-        Self { command: "serve", args: vec![], env: vec![] }
+        Self {
+            command: "serve",
+            args: vec![],
+            env: vec![],
+        }
     }
 
     /// `serve --no-worker`.
     pub fn web_only() -> Self {
-        Self { command: "serve", args: vec!["--no-worker".into()], env: vec![] }
+        Self {
+            command: "serve",
+            args: vec!["--no-worker".into()],
+            env: vec![],
+        }
     }
 
     /// `worker`.
     pub fn worker() -> Self {
-        Self { command: "worker", args: vec![], env: vec![] }
+        Self {
+            command: "worker",
+            args: vec![],
+            env: vec![],
+        }
     }
 
     /// Adds an environment variable.
@@ -217,9 +255,20 @@ impl Plugin {
         for (key, value) in &launch.env {
             command.env(key, value);
         }
-        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start the fixture: {e}"));
-        let base = if launch.command == "serve" { format!("http://127.0.0.1:{port}") } else { String::new() };
-        let mut plugin = Self { child, base, log, _logs: logs };
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the fixture: {e}"));
+        let base = if launch.command == "serve" {
+            format!("http://127.0.0.1:{port}")
+        } else {
+            String::new()
+        };
+        let mut plugin = Self {
+            child,
+            base,
+            log,
+            _logs: logs,
+        };
         if launch.command == "serve" {
             plugin.wait_ready().await;
         }
@@ -230,7 +279,11 @@ impl Plugin {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = client.get(format!("{}/bk_plugin/meta", self.base)).send().await {
+            if let Ok(r) = client
+                .get(format!("{}/bk_plugin/meta", self.base))
+                .send()
+                .await
+            {
                 if r.status().is_success() {
                     return;
                 }
@@ -238,7 +291,11 @@ impl Plugin {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("the fixture exited with {status}:\n{}", self.log_text());
             }
-            assert!(Instant::now() < deadline, "the fixture did not come up:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "the fixture did not come up:\n{}",
+                self.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -261,7 +318,10 @@ impl Plugin {
 
     /// SIGTERM, then waits for the exit status (at most `timeout`).
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -284,12 +344,17 @@ impl Plugin {
 
     /// POST `body` as JSON to `path`; returns status and JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.post_raw(path, "application/json", body.to_string()).await
+        self.post_raw(path, "application/json", body.to_string())
+            .await
     }
 
     /// POST raw bytes with a content type.
     pub async fn post_raw(&self, path: &str, content_type: &str, body: String) -> (u16, Value) {
-        let url = if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base) };
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
         let response = reqwest::Client::new()
             .post(url)
             .header("content-type", content_type)
@@ -302,8 +367,11 @@ impl Plugin {
 
     /// Invokes `version`; returns status and body.
     pub async fn invoke(&self, version: &str, inputs: Value, context: Value) -> (u16, Value) {
-        self.post(&format!("/bk_plugin/invoke/{version}"), &serde_json::json!({"inputs": inputs, "context": context}))
-            .await
+        self.post(
+            &format!("/bk_plugin/invoke/{version}"),
+            &serde_json::json!({"inputs": inputs, "context": context}),
+        )
+        .await
     }
 
     /// Polls `schedule/{trace_id}` until its state is terminal (or `timeout`); returns its data.
@@ -315,7 +383,11 @@ impl Plugin {
             if state == 4 || state == 5 {
                 return body["data"].clone();
             }
-            assert!(Instant::now() < deadline, "{trace_id} did not finish: {body}\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "{trace_id} did not finish: {body}\n{}",
+                self.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -324,7 +396,8 @@ impl Plugin {
 async fn read(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("answer is not JSON ({e}): {text:?}"));
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("answer is not JSON ({e}): {text:?}"));
     (status, body)
 }
 
@@ -380,8 +453,14 @@ mod tests {
 
     #[test]
     fn database_names_are_swapped_in_urls() {
-        assert_eq!(with_database("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
-        assert_eq!(with_database("mysql://root@127.0.0.1:3306/test?a=b", "y"), "mysql://root@127.0.0.1:3306/y?a=b");
+        assert_eq!(
+            with_database("postgres://u@h:5432/test", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            with_database("mysql://root@127.0.0.1:3306/test?a=b", "y"),
+            "mysql://root@127.0.0.1:3306/y?a=b"
+        );
         assert_eq!(with_database("postgres://u@h", "z"), "postgres://u@h/z");
     }
 }

@@ -36,11 +36,16 @@ async fn meta_lists_versions_newest_first_with_code_and_language(db: &TestDb) {
     assert_eq!(body["result"], json!(true));
     let data = &body["data"];
     assert_eq!(data["code"], json!("bkp-fixtures"));
-    assert_eq!(data["description"], json!("acceptance fixture plugin for the bk-plugin protocol"));
+    assert_eq!(
+        data["description"],
+        json!("acceptance fixture plugin for the bk-plugin protocol")
+    );
     assert_eq!(data["language"], json!("rust"));
     assert_eq!(
         data["versions"],
-        json!(["1.7.0", "1.6.0", "1.5.0", "1.4.0", "1.3.0", "1.2.0", "1.1.0", "1.0.0"])
+        json!([
+            "1.7.0", "1.6.0", "1.5.0", "1.4.0", "1.3.0", "1.2.0", "1.1.0", "1.0.0"
+        ])
     );
     assert!(data["framework_version"].is_string() && data["runtime_version"].is_string());
     assert_eq!(data["allow_scope"], json!({}));
@@ -55,18 +60,34 @@ async fn detail_publishes_trimmed_pydantic_schemas_and_the_form(db: &TestDb) {
     assert_eq!(data["version"], json!("1.0.0"));
     assert_eq!(data["enable_plugin_callback"], json!(false));
     for model in ["inputs", "context_inputs", "outputs"] {
-        let keys: Vec<&String> = data[model].as_object().map(|m| m.keys().collect()).unwrap_or_default();
-        assert_eq!(keys, ["type", "properties", "required", "definitions"], "{model}");
+        let keys: Vec<&String> = data[model]
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(
+            keys,
+            ["type", "properties", "required", "definitions"],
+            "{model}"
+        );
     }
-    assert_eq!(data["context_inputs"]["properties"]["executor"]["title"], json!("任务执行人"));
+    assert_eq!(
+        data["context_inputs"]["properties"]["executor"]["title"],
+        json!("任务执行人")
+    );
     assert_eq!(data["inputs"]["required"], json!(["hello"]));
     let form = data["forms"]["renderform"].as_str().unwrap_or_default();
     assert!(form.contains("hello"), "{form}");
 
     let (_, nested) = plugin.get("/bk_plugin/detail/1.5.0").await;
     let inputs = &nested["data"]["inputs"];
-    assert_eq!(inputs["properties"]["options"], json!({"$ref": "#/definitions/Options"}));
-    assert_eq!(inputs["definitions"]["Options"]["required"], json!(["name"]));
+    assert_eq!(
+        inputs["properties"]["options"],
+        json!({"$ref": "#/definitions/Options"})
+    );
+    assert_eq!(
+        inputs["definitions"]["Options"]["required"],
+        json!(["name"])
+    );
     assert_eq!(inputs["properties"]["count"]["default"], json!(3));
     assert_eq!(nested["data"]["forms"]["renderform"], Value::Null);
     let (_, empty) = plugin.get("/bk_plugin/detail/1.6.0").await;
@@ -87,42 +108,76 @@ async fn unknown_version_is_404_with_the_envelope_on_detail_and_invoke(db: &Test
     let (status, body) = plugin.invoke("9.9.9", json!({}), json!({})).await;
     assert_eq!(status, 404);
     assert_eq!(body["result"], json!(false));
-    assert!(body["message"].as_str().unwrap_or_default().contains("9.9.9"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("9.9.9")
+    );
 }
 
 async fn sync_echo_succeeds_and_coerces_nothing_it_does_not_need_to(db: &TestDb) {
     let plugin = Plugin::start(db).await;
-    let (status, body) = plugin.invoke("1.0.0", json!({"hello": "hi", "extra": 1}), json!({"executor": "admin"})).await;
+    let (status, body) = plugin
+        .invoke(
+            "1.0.0",
+            json!({"hello": "hi", "extra": 1}),
+            json!({"executor": "admin"}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["result"], json!(true));
     assert_eq!(body["message"], json!("success"));
     let trace_id = body["trace_id"].as_str().unwrap_or_default();
     assert_eq!(trace_id.len(), 32);
-    assert!(trace_id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
-    assert_eq!(body["data"], json!({"outputs": {"world": "hi"}, "state": 4, "err": null}));
+    assert!(
+        trace_id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    assert_eq!(
+        body["data"],
+        json!({"outputs": {"world": "hi"}, "state": 4, "err": null})
+    );
 }
 
 async fn invalid_inputs_fail_with_the_field_named(db: &TestDb) {
     let plugin = Plugin::start(db).await;
-    let (status, body) = plugin.invoke("1.0.0", json!({}), json!({"executor": "admin"})).await;
+    let (status, body) = plugin
+        .invoke("1.0.0", json!({}), json!({"executor": "admin"}))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["result"], json!(true));
     assert_eq!(body["data"]["state"], json!(5));
     assert_eq!(body["data"]["outputs"], Value::Null);
     let err = body["data"]["err"].as_str().unwrap_or_default();
-    assert!(err.starts_with("inputs validation error:") && err.contains("hello"), "{err}");
+    assert!(
+        err.starts_with("inputs validation error:") && err.contains("hello"),
+        "{err}"
+    );
 
-    let (_, body) = plugin.invoke("1.5.0", json!({"action": "a", "options": {"name": "n", "value": "x"}}), json!({})).await;
+    let (_, body) = plugin
+        .invoke(
+            "1.5.0",
+            json!({"action": "a", "options": {"name": "n", "value": "x"}}),
+            json!({}),
+        )
+        .await;
     let err = body["data"]["err"].as_str().unwrap_or_default();
     assert!(err.contains("options.value"), "{err}");
 }
 
 async fn invalid_context_fails_with_context_prefix(db: &TestDb) {
     let plugin = Plugin::start(db).await;
-    let (_, body) = plugin.invoke("1.0.0", json!({"hello": "x"}), json!({})).await;
+    let (_, body) = plugin
+        .invoke("1.0.0", json!({"hello": "x"}), json!({}))
+        .await;
     assert_eq!(body["data"]["state"], json!(5));
     let err = body["data"]["err"].as_str().unwrap_or_default();
-    assert!(err.starts_with("context validation error:") && err.contains("executor"), "{err}");
+    assert!(
+        err.starts_with("context validation error:") && err.contains("executor"),
+        "{err}"
+    );
 }
 
 async fn string_inputs_are_coerced_like_pydantic_for_bk_sops(db: &TestDb) {
@@ -139,7 +194,13 @@ async fn string_inputs_are_coerced_like_pydantic_for_bk_sops(db: &TestDb) {
         body["data"]["outputs"],
         json!({"action": "12", "options": {"name": "n", "value": 5}, "tags": ["a"], "count": 7, "flag": false, "biz_id": 3})
     );
-    let (_, defaults) = plugin.invoke("1.5.0", json!({"action": "a", "options": {"name": "n"}}), json!({})).await;
+    let (_, defaults) = plugin
+        .invoke(
+            "1.5.0",
+            json!({"action": "a", "options": {"name": "n"}}),
+            json!({}),
+        )
+        .await;
     assert_eq!(
         defaults["data"]["outputs"],
         json!({"action": "a", "options": {"name": "n", "value": 1}, "tags": [], "count": 3, "flag": true, "biz_id": 0})
@@ -149,7 +210,10 @@ async fn string_inputs_are_coerced_like_pydantic_for_bk_sops(db: &TestDb) {
 async fn plugin_error_and_panic_fail_and_the_server_keeps_serving(db: &TestDb) {
     let plugin = Plugin::start(db).await;
     let (_, body) = plugin.invoke("1.3.0", json!({}), json!({})).await;
-    assert_eq!(body["data"], json!({"outputs": null, "state": 5, "err": "plugin execute failed: boom"}));
+    assert_eq!(
+        body["data"],
+        json!({"outputs": null, "state": 5, "err": "plugin execute failed: boom"})
+    );
     for _ in 0..3 {
         let (status, body) = plugin.invoke("1.4.0", json!({}), json!({})).await;
         assert_eq!(status, 200);
@@ -165,55 +229,119 @@ async fn plugin_error_and_panic_fail_and_the_server_keeps_serving(db: &TestDb) {
 async fn bad_bodies_are_400_with_the_envelope_and_a_trace_id(db: &TestDb) {
     let plugin = Plugin::start(db).await;
     let cases = [
-        ("application/json", "{not json".to_string(), "not valid JSON"),
+        (
+            "application/json",
+            "{not json".to_string(),
+            "not valid JSON",
+        ),
         ("application/json", "".to_string(), "empty"),
         ("application/json", "[1]".to_string(), "JSON object"),
-        ("application/json", json!({"inputs": {}}).to_string(), "`context` is required"),
-        ("application/json", json!({"context": {}}).to_string(), "`inputs` is required"),
-        ("application/json", json!({"inputs": [], "context": {}}).to_string(), "`inputs` must be a JSON object"),
-        ("application/json", json!({"inputs": {}, "context": "x"}).to_string(), "`context` must be a JSON object"),
+        (
+            "application/json",
+            json!({"inputs": {}}).to_string(),
+            "`context` is required",
+        ),
+        (
+            "application/json",
+            json!({"context": {}}).to_string(),
+            "`inputs` is required",
+        ),
+        (
+            "application/json",
+            json!({"inputs": [], "context": {}}).to_string(),
+            "`inputs` must be a JSON object",
+        ),
+        (
+            "application/json",
+            json!({"inputs": {}, "context": "x"}).to_string(),
+            "`context` must be a JSON object",
+        ),
     ];
     for (content_type, body, expected) in cases {
-        let (status, answer) = plugin.post_raw("/bk_plugin/invoke/1.0.0", content_type, body.clone()).await;
+        let (status, answer) = plugin
+            .post_raw("/bk_plugin/invoke/1.0.0", content_type, body.clone())
+            .await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(answer["result"], json!(false));
         assert_eq!(answer["data"], Value::Null);
-        assert_eq!(answer["trace_id"].as_str().map(str::len), Some(32), "{answer}");
+        assert_eq!(
+            answer["trace_id"].as_str().map(str::len),
+            Some(32),
+            "{answer}"
+        );
         let message = answer["message"].as_str().unwrap_or_default();
         assert!(message.contains(expected), "{body}: {message}");
     }
-    let (status, answer) = plugin.post_raw("/bk_plugin/invoke/1.0.0", "text/xml", "<a/>".into()).await;
+    let (status, answer) = plugin
+        .post_raw("/bk_plugin/invoke/1.0.0", "text/xml", "<a/>".into())
+        .await;
     assert_eq!(status, 415);
     assert_eq!(answer["result"], json!(false));
     // A JSON body under curl's default form content type is still taken.
     let body = json!({"inputs": {}, "context": {}}).to_string();
-    let (status, answer) = plugin.post_raw("/bk_plugin/invoke/1.6.0", "application/x-www-form-urlencoded", body).await;
+    let (status, answer) = plugin
+        .post_raw(
+            "/bk_plugin/invoke/1.6.0",
+            "application/x-www-form-urlencoded",
+            body,
+        )
+        .await;
     assert_eq!((status, answer["data"]["state"].clone()), (200, json!(4)));
     // Nesting deeper than the JSON parser's limit is a clear 400, not a crash.
     let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
-    let (status, answer) = plugin.post_raw("/bk_plugin/invoke/1.6.0", "application/json", deep).await;
+    let (status, answer) = plugin
+        .post_raw("/bk_plugin/invoke/1.6.0", "application/json", deep)
+        .await;
     assert_eq!(status, 400);
-    assert!(answer["message"].as_str().unwrap_or_default().contains("recursion"), "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("recursion"),
+        "{answer}"
+    );
 }
 
 async fn both_slash_forms_work_on_every_route(db: &TestDb) {
     let plugin = Plugin::start(db).await;
-    for path in ["/bk_plugin/meta", "/bk_plugin/meta/", "/bk_plugin/detail/1.0.0", "/bk_plugin/detail/1.0.0/"] {
+    for path in [
+        "/bk_plugin/meta",
+        "/bk_plugin/meta/",
+        "/bk_plugin/detail/1.0.0",
+        "/bk_plugin/detail/1.0.0/",
+    ] {
         let (status, _) = plugin.get(path).await;
         assert_eq!(status, 200, "{path}");
     }
     for path in ["/bk_plugin/invoke/1.6.0", "/bk_plugin/invoke/1.6.0/"] {
-        let (status, body) = plugin.post(path, &json!({"inputs": {}, "context": {}})).await;
-        assert_eq!((status, body["data"]["state"].clone()), (200, json!(4)), "{path}");
+        let (status, body) = plugin
+            .post(path, &json!({"inputs": {}, "context": {}}))
+            .await;
+        assert_eq!(
+            (status, body["data"]["state"].clone()),
+            (200, json!(4)),
+            "{path}"
+        );
     }
     let (_, waiting) = plugin.invoke("1.2.0", json!({}), json!({})).await;
     let trace_id = waiting["trace_id"].as_str().unwrap_or_default();
-    for path in [format!("/bk_plugin/schedule/{trace_id}"), format!("/bk_plugin/schedule/{trace_id}/")] {
+    for path in [
+        format!("/bk_plugin/schedule/{trace_id}"),
+        format!("/bk_plugin/schedule/{trace_id}/"),
+    ] {
         let (status, body) = plugin.get(&path).await;
-        assert_eq!((status, body["result"].clone()), (200, json!(true)), "{path}");
+        assert_eq!(
+            (status, body["result"].clone()),
+            (200, json!(true)),
+            "{path}"
+        );
     }
-    let dispatch = json!({"url": "/bk_plugin/plugin_api/echo/", "method": "GET", "username": "u", "data": {}});
-    for path in ["/bk_plugin/plugin_api_dispatch", "/bk_plugin/plugin_api_dispatch/"] {
+    let dispatch =
+        json!({"url": "/bk_plugin/plugin_api/echo/", "method": "GET", "username": "u", "data": {}});
+    for path in [
+        "/bk_plugin/plugin_api_dispatch",
+        "/bk_plugin/plugin_api_dispatch/",
+    ] {
         let (status, _) = plugin.post(path, &dispatch).await;
         assert_eq!(status, 200, "{path}");
     }
@@ -238,17 +366,30 @@ async fn unknown_routes_and_wrong_methods_answer_with_the_envelope(db: &TestDb) 
 async fn oversized_bodies_are_413_with_the_envelope(db: &TestDb) {
     let launch = bkp_blackbox_tests::Launch::serve().env("BK_PLUGIN_MAX_BODY_BYTES", "1024");
     let plugin = Plugin::launch(db, launch).await;
-    let big = json!({"inputs": {"hello": "x".repeat(4096)}, "context": {"executor": "a"}}).to_string();
-    let (status, body) = plugin.post_raw("/bk_plugin/invoke/1.0.0", "application/json", big).await;
+    let big =
+        json!({"inputs": {"hello": "x".repeat(4096)}, "context": {"executor": "a"}}).to_string();
+    let (status, body) = plugin
+        .post_raw("/bk_plugin/invoke/1.0.0", "application/json", big)
+        .await;
     assert_eq!(status, 413);
     assert_eq!(body["result"], json!(false));
-    assert!(body["message"].as_str().unwrap_or_default().contains("1024"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1024")
+    );
 }
 
 async fn poll_invocation_is_stored_before_the_answer_and_finishes(db: &TestDb) {
     let plugin = Plugin::start(db).await;
-    let (_, body) = plugin.invoke("1.1.0", json!({"interval": 1, "polls": 2}), json!({})).await;
-    assert_eq!(body["data"], json!({"outputs": {"phase": "waiting"}, "state": 2, "err": null}));
+    let (_, body) = plugin
+        .invoke("1.1.0", json!({"interval": 1, "polls": 2}), json!({}))
+        .await;
+    assert_eq!(
+        body["data"],
+        json!({"outputs": {"phase": "waiting"}, "state": 2, "err": null})
+    );
     let trace_id = body["trace_id"].as_str().unwrap_or_default().to_string();
     let (status, schedule) = plugin.get(&format!("/bk_plugin/schedule/{trace_id}")).await;
     assert_eq!(status, 200);
@@ -259,7 +400,9 @@ async fn poll_invocation_is_stored_before_the_answer_and_finishes(db: &TestDb) {
     assert_eq!(schedule["data"]["finish_at"], json!(""));
     let created = schedule["data"]["created_at"].as_str().unwrap_or_default();
     assert_eq!(created.len(), 19, "{created}");
-    let done = plugin.wait_finished(&trace_id, Duration::from_secs(20)).await;
+    let done = plugin
+        .wait_finished(&trace_id, Duration::from_secs(20))
+        .await;
     assert_eq!(done["state"], json!(4), "{done}");
     assert_eq!(
         done["outputs"],
@@ -271,7 +414,9 @@ async fn poll_invocation_is_stored_before_the_answer_and_finishes(db: &TestDb) {
 
 async fn schedule_of_an_unknown_trace_says_can_not_find(db: &TestDb) {
     let plugin = Plugin::start(db).await;
-    let (status, body) = plugin.get("/bk_plugin/schedule/0123456789abcdef0123456789abcdef").await;
+    let (status, body) = plugin
+        .get("/bk_plugin/schedule/0123456789abcdef0123456789abcdef")
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["result"], json!(false));
     assert_eq!(body["data"], Value::Null);
@@ -286,38 +431,73 @@ async fn callback_flow_resumes_with_the_posted_data(db: &TestDb) {
     let (_, body) = plugin.invoke("1.2.0", json!({}), json!({})).await;
     assert_eq!(body["data"]["state"], json!(3));
     let trace_id = body["trace_id"].as_str().unwrap_or_default().to_string();
-    let url = body["data"]["outputs"]["callback_url"].as_str().unwrap_or_default().to_string();
-    assert!(url.starts_with(&format!("{}/bk_plugin/callback/", plugin.base)), "{url}");
+    let url = body["data"]["outputs"]["callback_url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        url.starts_with(&format!("{}/bk_plugin/callback/", plugin.base)),
+        "{url}"
+    );
     let (status, answer) = plugin.post(&url, &json!({"status": "ok", "n": 1})).await;
     assert_eq!((status, answer["result"].clone()), (200, json!(true)));
     assert_eq!(answer["message"], json!("callback success"));
-    let done = plugin.wait_finished(&trace_id, Duration::from_secs(10)).await;
+    let done = plugin
+        .wait_finished(&trace_id, Duration::from_secs(10))
+        .await;
     assert_eq!(done["state"], json!(4), "{done}");
-    assert_eq!(done["outputs"]["callback_data"], json!({"status": "ok", "n": 1}));
+    assert_eq!(
+        done["outputs"]["callback_data"],
+        json!({"status": "ok", "n": 1})
+    );
     assert_eq!(done["outputs"]["callback_id_match"], json!(true));
     // A finished invocation takes no new callback.
     let (status, answer) = plugin.post(&url, &json!({"again": true})).await;
-    assert_eq!((status, answer["result"].clone()), (200, json!(true)), "a duplicate is still a success");
+    assert_eq!(
+        (status, answer["result"].clone()),
+        (200, json!(true)),
+        "a duplicate is still a success"
+    );
     // A callback for an invocation that waits to poll, not for a callback, is refused.
-    let (_, polling) = plugin.invoke("1.1.0", json!({"interval": 100}), json!({})).await;
+    let (_, polling) = plugin
+        .invoke("1.1.0", json!({"interval": 100}), json!({}))
+        .await;
     assert_eq!(polling["data"]["state"], json!(2));
 }
 
 async fn callback_tokens_that_are_forged_or_garbage_are_refused(db: &TestDb) {
     let plugin = Plugin::start(db).await;
     let (_, body) = plugin.invoke("1.2.0", json!({}), json!({})).await;
-    let url = body["data"]["outputs"]["callback_url"].as_str().unwrap_or_default().to_string();
-    let token = url.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_string();
+    let url = body["data"]["outputs"]["callback_url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let token = url
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let mut tampered: Vec<u8> = token.clone().into_bytes();
     tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap_or_default();
     for bad in ["garbage", "AAAA", tampered.as_str()] {
-        let (status, answer) = plugin.post(&format!("/bk_plugin/callback/{bad}/"), &json!({})).await;
+        let (status, answer) = plugin
+            .post(&format!("/bk_plugin/callback/{bad}/"), &json!({}))
+            .await;
         assert_eq!(status, 400, "{bad}");
         assert_eq!(answer["result"], json!(false));
-        assert!(answer["message"].as_str().unwrap_or_default().starts_with("invalid token"), "{answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("invalid token"),
+            "{answer}"
+        );
     }
-    let (status, answer) = plugin.post_raw(&url, "application/json", "{oops".into()).await;
+    let (status, answer) = plugin
+        .post_raw(&url, "application/json", "{oops".into())
+        .await;
     assert_eq!(status, 400);
     assert_eq!(answer["message"], json!("invalid request body: send JSON"));
 }
@@ -326,14 +506,24 @@ async fn duplicate_callback_is_accepted_once_and_runs_the_step_once(db: &TestDb)
     let plugin = Plugin::start(db).await;
     let (_, body) = plugin.invoke("1.2.0", json!({}), json!({})).await;
     let trace_id = body["trace_id"].as_str().unwrap_or_default().to_string();
-    let url = body["data"]["outputs"]["callback_url"].as_str().unwrap_or_default().to_string();
+    let url = body["data"]["outputs"]["callback_url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let posts: Vec<_> = (0..5)
         .map(|i| {
             let url = url.clone();
             tokio::spawn(async move {
-                let response = reqwest::Client::new().post(&url).json(&json!({"i": i})).send().await;
+                let response = reqwest::Client::new()
+                    .post(&url)
+                    .json(&json!({"i": i}))
+                    .send()
+                    .await;
                 match response {
-                    Ok(r) => (r.status().as_u16(), r.json::<Value>().await.unwrap_or_default()),
+                    Ok(r) => (
+                        r.status().as_u16(),
+                        r.json::<Value>().await.unwrap_or_default(),
+                    ),
                     Err(e) => panic!("{e}"),
                 }
             })
@@ -341,11 +531,21 @@ async fn duplicate_callback_is_accepted_once_and_runs_the_step_once(db: &TestDb)
         .collect();
     for post in posts {
         let (status, answer) = post.await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((status, answer["result"].clone()), (200, json!(true)), "{answer}");
+        assert_eq!(
+            (status, answer["result"].clone()),
+            (200, json!(true)),
+            "{answer}"
+        );
     }
-    let done = plugin.wait_finished(&trace_id, Duration::from_secs(10)).await;
+    let done = plugin
+        .wait_finished(&trace_id, Duration::from_secs(10))
+        .await;
     assert_eq!(done["state"], json!(4));
-    assert_eq!(done["invoke_count"], json!(2), "the callback step ran exactly once: {done}");
+    assert_eq!(
+        done["invoke_count"],
+        json!(2),
+        "the callback step ran exactly once: {done}"
+    );
 }
 
 async fn plugin_api_handlers_answer_over_http(db: &TestDb) {
@@ -356,14 +556,24 @@ async fn plugin_api_handlers_answer_over_http(db: &TestDb) {
         body,
         json!([{"text": "task 1", "value": 1}, {"text": "task 2", "value": 2}, {"text": "biz", "value": 42}])
     );
-    let (status, body) = plugin.post("/bk_plugin/plugin_api/task_list/7/", &json!({"k": "v"})).await;
+    let (status, body) = plugin
+        .post("/bk_plugin/plugin_api/task_list/7/", &json!({"k": "v"}))
+        .await;
     assert_eq!(status, 200);
-    assert_eq!(body, json!({"biz_id": 7, "echo": {"k": "v"}, "username": null}));
-    let (status, _) = plugin.get("/bk_plugin/plugin_api/task_list/notanumber").await;
+    assert_eq!(
+        body,
+        json!({"biz_id": 7, "echo": {"k": "v"}, "username": null})
+    );
+    let (status, _) = plugin
+        .get("/bk_plugin/plugin_api/task_list/notanumber")
+        .await;
     assert_eq!(status, 404);
     let (status, body) = plugin.get("/bk_plugin/plugin_api/echo/?q=1").await;
     assert_eq!(status, 200);
-    assert_eq!(body, json!({"method": "GET", "query": {"q": "1"}, "data": null, "username": null}));
+    assert_eq!(
+        body,
+        json!({"method": "GET", "query": {"q": "1"}, "data": null, "username": null})
+    );
 }
 
 async fn dispatch_calls_the_handler_in_process_as_the_user(db: &TestDb) {
@@ -375,22 +585,34 @@ async fn dispatch_calls_the_handler_in_process_as_the_user(db: &TestDb) {
     assert_eq!(body["result"], json!(true));
     assert_eq!(body["message"], json!("success"));
     assert_eq!(body["trace_id"].as_str().map(str::len), Some(32));
-    assert_eq!(body["data"], json!({"biz_id": 9, "echo": {"a": 1, "b": 2}, "username": "alice"}));
+    assert_eq!(
+        body["data"],
+        json!({"biz_id": 9, "echo": {"a": 1, "b": 2}, "username": "alice"})
+    );
     let get = json!({"url": "/bk_plugin/plugin_api/echo/?x=1", "method": "GET", "username": "bob", "data": {"y": 2}});
     let (_, body) = plugin.post("/bk_plugin/plugin_api_dispatch", &get).await;
-    assert_eq!(body["data"], json!({"method": "GET", "query": {"x": "1", "y": "2"}, "data": null, "username": "bob"}));
+    assert_eq!(
+        body["data"],
+        json!({"method": "GET", "query": {"x": "1", "y": "2"}, "data": null, "username": "bob"})
+    );
 }
 
 async fn dispatch_rejects_bad_urls_methods_and_unknown_routes(db: &TestDb) {
     let plugin = Plugin::start(db).await;
     let bad_url = json!({"url": "/bk_plugin/meta", "method": "GET", "username": "u", "data": {}});
-    let (status, body) = plugin.post("/bk_plugin/plugin_api_dispatch", &bad_url).await;
+    let (status, body) = plugin
+        .post("/bk_plugin/plugin_api_dispatch", &bad_url)
+        .await;
     assert_eq!((status, body["result"].clone()), (400, json!(false)));
     let bad_method = json!({"url": "/bk_plugin/plugin_api/echo/", "method": "DELETE", "username": "u", "data": {}});
-    let (status, _) = plugin.post("/bk_plugin/plugin_api_dispatch", &bad_method).await;
+    let (status, _) = plugin
+        .post("/bk_plugin/plugin_api_dispatch", &bad_method)
+        .await;
     assert_eq!(status, 400);
     let missing = json!({"url": "/bk_plugin/plugin_api/nothing/", "method": "GET", "username": "u", "data": {}});
-    let (status, body) = plugin.post("/bk_plugin/plugin_api_dispatch", &missing).await;
+    let (status, body) = plugin
+        .post("/bk_plugin/plugin_api_dispatch", &missing)
+        .await;
     assert_eq!((status, body["result"].clone()), (404, json!(false)));
     assert_eq!(body["trace_id"].as_str().map(str::len), Some(32));
 }

@@ -73,17 +73,30 @@ mod tests {
     #[tokio::test]
     async fn greets_at_once_without_delay() {
         let mut harness = Harness::new(Hello);
-        harness.invoke(json!({"name": "Ada"}), json!({"executor": "admin"})).await;
+        harness
+            .invoke(json!({"name": "Ada"}), json!({"executor": "admin"}))
+            .await;
         assert_eq!(harness.state(), State::Success);
-        assert_eq!(harness.outputs()["greeting"], json!("hello, Ada (from admin)"));
+        assert_eq!(
+            harness.outputs()["greeting"],
+            json!("hello, Ada (from admin)")
+        );
     }
 
     #[tokio::test]
     async fn waits_then_greets_when_a_delay_is_given() {
         let mut harness = Harness::new(Hello);
-        harness.invoke(json!({"name": "Ada", "delay": "5"}), json!({"executor": "admin"})).await;
+        harness
+            .invoke(
+                json!({"name": "Ada", "delay": "5"}),
+                json!({"executor": "admin"}),
+            )
+            .await;
         assert_eq!(harness.state(), State::Poll);
-        assert_eq!(harness.poll_interval(), Some(std::time::Duration::from_secs(5)));
+        assert_eq!(
+            harness.poll_interval(),
+            Some(std::time::Duration::from_secs(5))
+        );
         harness.poll().await.ok();
         assert_eq!(harness.state(), State::Success);
     }
@@ -91,7 +104,12 @@ mod tests {
     #[tokio::test]
     async fn a_blank_name_is_a_plugin_error() {
         let mut harness = Harness::new(Hello);
-        harness.invoke(json!({"name": " "}), json!({"executor": "admin"})).await;
-        assert_eq!(harness.err(), Some("plugin execute failed: name must not be blank"));
+        harness
+            .invoke(json!({"name": " "}), json!({"executor": "admin"}))
+            .await;
+        assert_eq!(
+            harness.err(),
+            Some("plugin execute failed: name must not be blank")
+        );
     }
 }
