@@ -302,3 +302,211 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         "panic with a non-string payload".to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::callback::NoCallbacks;
+    use crate::prelude::*;
+    use serde_json::json;
+
+    #[inputs]
+    pub struct In {
+        pub n: i64,
+        #[field(default)]
+        pub mode: String,
+    }
+
+    #[context_inputs]
+    pub struct Ctx {
+        pub who: String,
+    }
+
+    #[outputs]
+    pub struct Out {
+        pub total: i64,
+    }
+
+    /// Behaves according to `mode`, so each rule can be driven by inputs.
+    #[bk_plugin(version = "0.0.1", inputs = In, context_inputs = Ctx, outputs = Out)]
+    #[derive(Default)]
+    pub struct Probe;
+
+    impl Plugin for Probe {
+        #[allow(clippy::panic)]
+        async fn execute(&self, inputs: In, ctx: &mut Context<Self>) -> Result<(), PluginError> {
+            ctx.store("seen", ctx.invoke_count())?;
+            ctx.set_output("partial", true)?;
+            match inputs.mode.as_str() {
+                "poll" => ctx.wait_poll(inputs.n),
+                "callback" => ctx.wait_callback(),
+                "poll_then_callback" => {
+                    ctx.wait_poll(1);
+                    ctx.wait_callback();
+                }
+                "callback_then_poll" => {
+                    ctx.wait_callback();
+                    ctx.wait_poll(2);
+                }
+                "error" => return Err(PluginError::new("nope")),
+                "panic" => panic!("exploded"),
+                "bad_outputs" => ctx.set_output("total", "many")?,
+                "no_outputs" => {}
+                _ => ctx.set_outputs(&Out { total: inputs.n })?,
+            }
+            Ok(())
+        }
+    }
+
+    async fn run(input: StepInput) -> StepOutcome {
+        run_step(
+            &Probe,
+            &ModelSchemas::of::<Probe>(),
+            input,
+            Arc::new(NoCallbacks),
+        )
+        .await
+    }
+
+    fn first(inputs: Value) -> StepInput {
+        StepInput::first("t".repeat(32), inputs, json!({"who": "me"}))
+    }
+
+    fn rerun(inputs: Value, state: State) -> StepInput {
+        let mut input = first(inputs);
+        input.state = state;
+        input.invoke_count = 2;
+        input.storage = json!({"before": 1})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        input.outputs = json!({"kept": 1}).as_object().cloned().unwrap_or_default();
+        input
+    }
+
+    #[tokio::test]
+    async fn invalid_inputs_fail_with_the_inputs_prefix_and_the_field() {
+        let outcome = run(first(json!({"n": "x"}))).await;
+        assert_eq!(outcome.failure(), Some(FailureKind::InvalidInputs));
+        let err = outcome.err().unwrap_or_default();
+        assert!(
+            err.starts_with("inputs validation error:")
+                && err.contains("n: value is not a valid integer"),
+            "{err}"
+        );
+        assert!(!outcome.executed);
+    }
+
+    #[tokio::test]
+    async fn invalid_context_fails_with_the_context_prefix() {
+        let mut input = first(json!({"n": 1}));
+        input.context = json!({});
+        let outcome = run(input).await;
+        assert_eq!(outcome.failure(), Some(FailureKind::InvalidContext));
+        assert!(
+            outcome
+                .err()
+                .unwrap_or_default()
+                .starts_with("context validation error: 1 validation error: who: field required")
+        );
+    }
+
+    #[tokio::test]
+    async fn returning_without_waiting_is_success_with_outputs() {
+        let outcome = run(first(json!({"n": "4"}))).await;
+        assert_eq!(outcome.state(), State::Success);
+        assert_eq!(
+            Value::Object(outcome.outputs),
+            json!({"partial": true, "total": 4})
+        );
+    }
+
+    #[tokio::test]
+    async fn wait_poll_is_poll_after_the_interval_and_negative_means_zero() {
+        let outcome = run(first(json!({"n": 7, "mode": "poll"}))).await;
+        assert_eq!(outcome.next, Next::Poll(Duration::from_secs(7)));
+        let outcome = run(first(json!({"n": -3, "mode": "poll"}))).await;
+        assert_eq!(outcome.next, Next::Poll(Duration::ZERO));
+    }
+
+    #[tokio::test]
+    async fn the_last_of_wait_poll_and_wait_callback_wins() {
+        let outcome = run(first(json!({"n": 0, "mode": "poll_then_callback"}))).await;
+        assert_eq!(outcome.next, Next::Callback);
+        let outcome = run(first(json!({"n": 0, "mode": "callback_then_poll"}))).await;
+        assert_eq!(outcome.next, Next::Poll(Duration::from_secs(2)));
+    }
+
+    #[tokio::test]
+    async fn plugin_error_on_the_first_run_is_execute_failed() {
+        let outcome = run(first(json!({"n": 0, "mode": "error"}))).await;
+        assert_eq!(outcome.err(), Some("plugin execute failed: nope"));
+        assert_eq!(outcome.failure(), Some(FailureKind::Plugin));
+    }
+
+    #[tokio::test]
+    async fn panic_on_the_first_run_is_an_unexpected_error_with_its_message() {
+        let outcome = run(first(json!({"n": 0, "mode": "panic"}))).await;
+        assert_eq!(
+            outcome.err(),
+            Some("plugin execute raise unexpected error: exploded")
+        );
+        assert_eq!(outcome.failure(), Some(FailureKind::Unexpected));
+    }
+
+    #[tokio::test]
+    async fn plugin_error_on_a_rerun_keeps_that_runs_storage_and_outputs() {
+        let outcome = run(rerun(json!({"n": 0, "mode": "error"}), State::Poll)).await;
+        assert_eq!(outcome.err(), Some("plugin schedule failed: nope"));
+        assert_eq!(outcome.storage.get("seen"), Some(&json!(2)));
+        assert_eq!(outcome.outputs.get("partial"), Some(&json!(true)));
+    }
+
+    #[tokio::test]
+    async fn panic_on_a_rerun_discards_that_runs_storage_and_outputs() {
+        let outcome = run(rerun(json!({"n": 0, "mode": "panic"}), State::Callback)).await;
+        assert_eq!(
+            outcome.err(),
+            Some("plugin schedule raise unexpected error: exploded")
+        );
+        assert_eq!(Value::Object(outcome.storage), json!({"before": 1}));
+        assert_eq!(Value::Object(outcome.outputs), json!({"kept": 1}));
+    }
+
+    #[tokio::test]
+    async fn a_rerun_sees_its_state_count_and_previous_storage() {
+        let outcome = run(rerun(json!({"n": 5}), State::Poll)).await;
+        assert_eq!(outcome.state(), State::Success);
+        assert_eq!(outcome.storage.get("before"), Some(&json!(1)));
+        assert_eq!(outcome.storage.get("seen"), Some(&json!(2)));
+        assert_eq!(
+            outcome.outputs.get("kept"),
+            Some(&json!(1)),
+            "partial outputs accumulate across runs"
+        );
+    }
+
+    #[tokio::test]
+    async fn success_with_outputs_that_do_not_fit_the_model_fails_naming_the_field() {
+        let outcome = run(first(json!({"n": 0, "mode": "bad_outputs"}))).await;
+        assert_eq!(outcome.failure(), Some(FailureKind::InvalidOutputs));
+        assert!(
+            outcome
+                .err()
+                .unwrap_or_default()
+                .contains("total: value is not a valid integer")
+        );
+        let outcome = run(first(json!({"n": 0, "mode": "no_outputs"}))).await;
+        assert_eq!(
+            outcome.err(),
+            Some("outputs validation error: 1 validation error: total: field required")
+        );
+    }
+
+    #[tokio::test]
+    async fn waiting_does_not_check_outputs_yet() {
+        let outcome = run(first(json!({"n": 1, "mode": "poll"}))).await;
+        assert_eq!(outcome.state(), State::Poll);
+        assert!(outcome.err().is_none());
+    }
+}

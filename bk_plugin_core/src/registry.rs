@@ -290,3 +290,115 @@ impl Registry {
         self.versions.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::PluginModels;
+    use crate::prelude::*;
+    use serde_json::json;
+
+    #[inputs]
+    pub struct FormInputs {
+        pub biz: i64,
+    }
+
+    #[derive(Default)]
+    pub struct Formed;
+
+    impl PluginModels for Formed {
+        type Inputs = FormInputs;
+        type ContextInputs = Empty;
+        type Outputs = Empty;
+    }
+
+    impl Plugin for Formed {
+        async fn execute(&self, _: FormInputs, _: &mut Context<Self>) -> Result<(), PluginError> {
+            Ok(())
+        }
+
+        fn inputs_form() -> Map<String, Value> {
+            json!({"biz": {"ui:component": {"name": "bk-select"}}, "absent": {"x": 1}})
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+        }
+    }
+
+    fn build_formed() -> Result<Box<dyn ErasedPlugin>, String> {
+        Ok(erase(Formed))
+    }
+
+    const fn record(
+        version: &'static str,
+        type_name: &'static str,
+        callback: bool,
+    ) -> PluginRecord {
+        PluginRecord {
+            version,
+            type_name,
+            desc: "d",
+            enable_plugin_callback: callback,
+            form: None,
+            build: build_formed,
+        }
+    }
+
+    static A: PluginRecord = record("1.9.0", "crate::A", false);
+    static B: PluginRecord = record("1.10.0", "crate::B", false);
+    static C: PluginRecord = record("1.9.0", "crate::C", false);
+    static CALLBACK: PluginRecord = record("2.0.0", "crate::NoInfo", true);
+    static BAD: PluginRecord = record("1.0", "crate::Bad", false);
+
+    #[test]
+    fn versions_are_sorted_semantically_newest_first() {
+        let registry = Registry::from_records([&A, &B]);
+        let names = registry.map(|r| r.version_names()).unwrap_or_default();
+        assert_eq!(names, vec!["1.10.0", "1.9.0"]);
+    }
+
+    #[test]
+    fn two_types_with_one_version_are_an_error_naming_both() {
+        let err = Registry::from_records([&A, &B, &C])
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("plugin version 1.9.0 is declared twice: by crate::A and by crate::C")
+        );
+    }
+
+    #[test]
+    fn enable_plugin_callback_requires_plugin_callback_info() {
+        let err = Registry::from_records([&CALLBACK]).err();
+        assert!(
+            matches!(err, Some(RegistryError::CallbackInfoMissing { .. })),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_version_is_refused_at_load() {
+        let err = Registry::from_records([&BAD]).err();
+        assert!(
+            matches!(err, Some(RegistryError::InvalidVersion { .. })),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn ui_hints_are_merged_into_their_input_properties_only() {
+        let registry = Registry::from_records([&A]).ok();
+        let detail = registry
+            .as_ref()
+            .and_then(|r| r.get("1.9.0"))
+            .map(|v| v.detail().clone());
+        let detail = detail.unwrap_or_default();
+        assert_eq!(
+            detail["inputs"]["properties"]["biz"],
+            json!({"title": "Biz", "type": "integer", "ui:component": {"name": "bk-select"}})
+        );
+        assert!(detail["inputs"]["properties"].get("absent").is_none());
+        assert_eq!(detail["forms"], json!({"renderform": null}));
+    }
+}
