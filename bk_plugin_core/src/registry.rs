@@ -29,6 +29,9 @@ pub struct PluginRecord {
     pub enable_plugin_callback: bool,
     /// The text of `forms/<version>/form.js`, when the plugin project has one.
     pub form: Option<&'static str>,
+    /// How long a CALLBACK invocation waits for its callback, in seconds (0: the runtime's
+    /// default, `BK_PLUGIN_CALLBACK_TIMEOUT_SECONDS`).
+    pub callback_timeout_secs: u64,
     /// Builds the plugin instance (once, at start-up).
     pub build: fn() -> Result<Box<dyn ErasedPlugin>, String>,
 }
@@ -182,6 +185,12 @@ impl PluginVersion {
         self.record.enable_plugin_callback
     }
 
+    /// This version's own callback timeout, when it declares one.
+    pub fn callback_timeout(&self) -> Option<std::time::Duration> {
+        (self.record.callback_timeout_secs > 0)
+            .then(|| std::time::Duration::from_secs(self.record.callback_timeout_secs))
+    }
+
     /// The full model schemas.
     pub fn schemas(&self) -> &ModelSchemas {
         &self.schemas
@@ -292,6 +301,7 @@ impl Registry {
 }
 
 #[cfg(test)]
+#[allow(unreachable_pub)]
 mod tests {
     use super::*;
     use crate::plugin::PluginModels;
@@ -340,6 +350,7 @@ mod tests {
             desc: "d",
             enable_plugin_callback: callback,
             form: None,
+            callback_timeout_secs: 0,
             build: build_formed,
         }
     }

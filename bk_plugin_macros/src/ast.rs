@@ -16,10 +16,10 @@ pub(crate) struct PluginDecl {
     pub(crate) context_inputs: Option<Type>,
     pub(crate) outputs: Option<Type>,
     pub(crate) init: Option<syn::ExprPath>,
+    pub(crate) callback_timeout: Option<syn::LitInt>,
 }
 
-const PLUGIN_KEYS: &str =
-    "version, desc, enable_plugin_callback, inputs, context_inputs, outputs, init";
+const PLUGIN_KEYS: &str = "version, desc, enable_plugin_callback, inputs, context_inputs, outputs, init, callback_timeout";
 
 impl PluginDecl {
     /// Parses the attribute arguments against the struct; every problem is reported.
@@ -33,6 +33,7 @@ impl PluginDecl {
         let mut context_inputs = None;
         let mut outputs = None;
         let mut init = None;
+        let mut callback_timeout = None;
         let mut seen: Vec<String> = Vec::new();
         for Arg { key, value } in &args {
             let name = key.to_string();
@@ -56,6 +57,19 @@ impl PluginDecl {
                 "inputs" => type_path(value, &name).map(|v| inputs = Some(v)),
                 "context_inputs" => type_path(value, &name).map(|v| context_inputs = Some(v)),
                 "outputs" => type_path(value, &name).map(|v| outputs = Some(v)),
+                "callback_timeout" => match value {
+                    Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Int(seconds),
+                        ..
+                    }) if seconds.base10_parse::<u64>().is_ok_and(|s| s > 0) => {
+                        callback_timeout = Some(seconds.clone());
+                        Ok(())
+                    }
+                    other => Err(syn::Error::new_spanned(
+                        other,
+                        "`callback_timeout` takes a positive number of seconds",
+                    )),
+                },
                 "init" => match value {
                     Expr::Path(p) => {
                         init = Some(p.clone());
@@ -101,6 +115,7 @@ impl PluginDecl {
             context_inputs,
             outputs,
             init,
+            callback_timeout,
         })
     }
 }

@@ -107,6 +107,10 @@ fn expand_plugin(decl: &PluginDecl) -> TokenStream {
         ),
     };
     let form = form_tokens(&version.value());
+    let callback_timeout = decl
+        .callback_timeout
+        .as_ref()
+        .map_or_else(|| quote!(0), |s| quote!(#s));
     quote! {
         #item
 
@@ -134,6 +138,7 @@ fn expand_plugin(decl: &PluginDecl) -> TokenStream {
                     desc: #desc,
                     enable_plugin_callback: #enable,
                     form: #form,
+                    callback_timeout_secs: #callback_timeout,
                     build: __bkp_build,
                 }
             }

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bk_plugin_core::executor::{Next, StepOutcome};
 use bk_plugin_core::{CallbackIssuer, IssueCallbackError, PluginMeta, Registry};
+use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::plugin_api::PluginApis;
-use crate::store::Store;
+use crate::store::{NewWaiting, Store, StoreError, now_ms};
 use crate::token::TokenSigner;
 
 /// The secret that signs callback tokens in dev when none is configured. Never used elsewhere.
@@ -128,4 +130,59 @@ impl CallbackIssuer for ServerIssuer {
 /// A new trace id: a UUID4 as 32 lowercase hex characters.
 pub fn new_trace_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// When a waiting invocation is due next and, for CALLBACK, when it gives up waiting
+/// (milliseconds since the epoch); `None` when `next` is not a wait.
+pub fn wait_times(next: &Next, callback_timeout: Duration, now: i64) -> Option<(i64, Option<i64>)> {
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4);
+    match next {
+        Next::Poll(after) => Some((now + ms(*after), None)),
+        Next::Callback => {
+            let deadline = now + ms(callback_timeout);
+            Some((deadline, Some(deadline)))
+        }
+        _ => None,
+    }
+}
+
+impl AppState {
+    /// How long invocations of `version` wait for a callback.
+    pub fn callback_timeout_of(&self, version: &str) -> Duration {
+        self.registry
+            .get(version)
+            .and_then(|v| v.callback_timeout())
+            .unwrap_or(self.config.callback_timeout)
+    }
+
+    /// Stores a new invocation whose first run asked to wait, and wakes the local worker.
+    /// Returns false (storing nothing) when the outcome is not a wait.
+    pub async fn park(
+        &self,
+        version: &str,
+        trace_id: &str,
+        inputs: &Value,
+        context: &Value,
+        outcome: &StepOutcome,
+    ) -> Result<bool, StoreError> {
+        let timeout = self.callback_timeout_of(version);
+        let Some((run_at, callback_deadline)) = wait_times(&outcome.next, timeout, now_ms()) else {
+            return Ok(false);
+        };
+        self.store
+            .insert_waiting(NewWaiting {
+                trace_id: trace_id.to_string(),
+                version: version.to_string(),
+                state: outcome.state(),
+                inputs: inputs.to_string(),
+                context: context.to_string(),
+                storage: Value::Object(outcome.storage.clone()).to_string(),
+                outputs: Value::Object(outcome.outputs.clone()).to_string(),
+                run_at,
+                callback_deadline,
+            })
+            .await?;
+        self.wake.notify_one();
+        Ok(true)
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
 use anyhow::{Context as _, bail};
-use bk_plugin_core::executor::{Next, StepInput};
+use bk_plugin_core::executor::StepInput;
 use bk_plugin_core::{PluginMeta, Registry, State};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::app::{AppState, new_trace_id};
 use crate::config::Config;
 use crate::plugin_api::PluginApis;
-use crate::store::{NewWaiting, Store, now_ms};
+use crate::store::Store;
 
 /// A BlueKing plugin built with bk-plugin-framework for Rust.
 #[derive(Debug, Parser)]
@@ -285,26 +285,18 @@ async fn invoke_and_follow(
         )
         .await;
     println!("trace_id: {trace_id}");
-    let (run_at, deadline) = match outcome.next {
-        Next::Poll(after) => (
-            now_ms() + i64::try_from(after.as_millis()).unwrap_or(0),
-            None,
-        ),
-        Next::Callback => {
-            let d =
-                now_ms() + i64::try_from(state.config.callback_timeout.as_millis()).unwrap_or(0);
-            (d, Some(d))
-        }
-        _ => {
-            let err = outcome.err().map(str::to_string);
-            print_result(
-                outcome.state(),
-                &Value::Object(outcome.outputs),
-                err.as_deref(),
-            );
-            return Ok(());
-        }
-    };
+    if !state
+        .park(version_name, &trace_id, &inputs, &context, &outcome)
+        .await?
+    {
+        let err = outcome.err().map(str::to_string);
+        print_result(
+            outcome.state(),
+            &Value::Object(outcome.outputs),
+            err.as_deref(),
+        );
+        return Ok(());
+    }
     println!(
         "state: {} ({}), following it to its end",
         outcome.state().as_i32(),
@@ -313,20 +305,6 @@ async fn invoke_and_follow(
     if outcome.state() == State::Callback {
         println!("outputs so far: {}", Value::Object(outcome.outputs.clone()));
     }
-    state
-        .store
-        .insert_waiting(NewWaiting {
-            trace_id: trace_id.clone(),
-            version: version_name.to_string(),
-            state: outcome.state(),
-            inputs: inputs.to_string(),
-            context: context.to_string(),
-            storage: Value::Object(outcome.storage).to_string(),
-            outputs: Value::Object(outcome.outputs).to_string(),
-            run_at,
-            callback_deadline: deadline,
-        })
-        .await?;
     let worker = crate::worker::start(state.clone());
     let started = std::time::Instant::now();
     let result = loop {

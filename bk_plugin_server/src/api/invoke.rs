@@ -2,12 +2,11 @@
 //! before answering.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use bk_plugin_core::executor::{Next, StepInput};
+use bk_plugin_core::executor::StepInput;
 use serde_json::{Value, json};
 
 use crate::app::{AppState, new_trace_id};
 use crate::error::ApiError;
-use crate::store::{NewWaiting, now_ms};
 
 use super::{read_json, success};
 
@@ -65,38 +64,13 @@ pub(crate) async fn invoke(
     let outcome = version.run(first, state.issuer.clone()).await;
     let mut state_value = outcome.state();
     let mut err = outcome.err().map(str::to_string);
-    let waiting = match outcome.next {
-        Next::Poll(after) => Some((
-            now_ms() + i64::try_from(after.as_millis()).unwrap_or(i64::MAX / 4),
-            None,
-        )),
-        Next::Callback => {
-            let deadline = now_ms()
-                + i64::try_from(state.config.callback_timeout.as_millis()).unwrap_or(i64::MAX / 4);
-            Some((deadline, Some(deadline)))
-        }
-        _ => None,
-    };
-    if let Some((run_at, callback_deadline)) = waiting {
-        let row = NewWaiting {
-            trace_id: trace_id.clone(),
-            version: version_name.clone(),
-            state: state_value,
-            inputs: inputs.to_string(),
-            context: context.to_string(),
-            storage: Value::Object(outcome.storage.clone()).to_string(),
-            outputs: Value::Object(outcome.outputs.clone()).to_string(),
-            run_at,
-            callback_deadline,
-        };
-        match state.store.insert_waiting(row).await {
-            Ok(()) => state.wake.notify_one(),
-            Err(e) => {
-                tracing::error!(trace_id = %trace_id, error = %e, "cannot store the waiting invocation");
-                state_value = bk_plugin_core::State::Fail;
-                err = Some(format!("schedule create error: {e}"));
-            }
-        }
+    if let Err(e) = state
+        .park(&version_name, &trace_id, &inputs, &context, &outcome)
+        .await
+    {
+        tracing::error!(trace_id = %trace_id, error = %e, "cannot store the waiting invocation");
+        state_value = bk_plugin_core::State::Fail;
+        err = Some(format!("schedule create error: {e}"));
     }
     let outputs = if state_value == bk_plugin_core::State::Fail {
         Value::Null

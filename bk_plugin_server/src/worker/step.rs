@@ -7,13 +7,9 @@ use bk_plugin_core::executor::{FailureKind, Next, StepInput, StepOutcome};
 use bk_plugin_core::{CallbackDelivery, State};
 use serde_json::{Map, Value};
 
-use crate::app::AppState;
+use crate::app::{AppState, wait_times};
 use crate::store::entity::schedule;
 use crate::store::{StoreError, Transition, now_ms};
-
-fn ms(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 4)
-}
 
 /// Runs the step of a row this worker leased, then moves the row on (guarded by the lease).
 pub(crate) async fn run_claimed(state: &Arc<AppState>, owner: &str, row: schedule::Model) {
@@ -90,7 +86,7 @@ async fn prepare(
             None => {
                 let deadline = row.callback_deadline.unwrap_or(0);
                 if now_ms() >= deadline {
-                    let waited = state.config.callback_timeout.as_secs();
+                    let waited = state.callback_timeout_of(&row.plugin_version).as_secs();
                     let err =
                         format!("callback timeout: no callback arrived within {waited} seconds");
                     return Ok(Prepared::Finish(fail(row, err)));
@@ -164,15 +160,9 @@ fn transition_for(
     };
     let keep_run = outcome.failure() != Some(FailureKind::Unexpected);
     let new_state = outcome.state();
-    let now = now_ms();
-    let (run_at, callback_deadline) = match outcome.next {
-        Next::Poll(after) => (Some(now + ms(after)), None),
-        Next::Callback => {
-            let deadline = now + ms(state.config.callback_timeout);
-            (Some(deadline), Some(deadline))
-        }
-        _ => (None, None),
-    };
+    let timeout = state.callback_timeout_of(&row.plugin_version);
+    let (run_at, callback_deadline) =
+        wait_times(&outcome.next, timeout, now_ms()).map_or((None, None), |(r, d)| (Some(r), d));
     let notify = new_state.is_terminal() && wants_finish_callback(state, row);
     Transition {
         state: new_state,

@@ -21,6 +21,7 @@ pub struct Inputs {
 /// Taken from the task's context.
 #[context_inputs]
 pub struct ContextInputs {
+    /// Who runs the task.
     #[field(title = "任务执行人")]
     pub executor: String,
 }

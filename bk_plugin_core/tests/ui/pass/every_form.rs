@@ -59,7 +59,7 @@ impl Plugin for Full {
 }
 
 /// No models at all.
-#[bk_plugin(version = "0.0.1")]
+#[bk_plugin(version = "0.0.1", callback_timeout = 3600)]
 #[derive(Default)]
 pub struct Minimal;
 
