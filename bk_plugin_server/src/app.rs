@@ -9,6 +9,7 @@ use bk_plugin_core::{CallbackIssuer, IssueCallbackError, PluginMeta, Registry};
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::auth::GatewayVerifier;
 use crate::config::Config;
 use crate::plugin_api::PluginApis;
 use crate::store::{NewWaiting, Store, StoreError, now_ms};
@@ -35,6 +36,8 @@ pub struct AppState {
     pub signer: Option<TokenSigner>,
     /// Wakes this process's worker when new work is created here.
     pub wake: Arc<Notify>,
+    /// Verifies the API gateway's JWTs; `None` when no public key is configured (dev only).
+    pub verifier: Option<GatewayVerifier>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -53,6 +56,7 @@ impl AppState {
         config: Arc<Config>,
         meta: Arc<PluginMeta>,
         apis: PluginApis,
+        verifier: Option<GatewayVerifier>,
     ) -> Self {
         let signer = signer_for(&config);
         let issuer = Arc::new(ServerIssuer {
@@ -69,6 +73,7 @@ impl AppState {
             issuer,
             signer,
             wake: Arc::new(Notify::new()),
+            verifier,
         }
     }
 }
@@ -155,8 +160,22 @@ impl AppState {
             .unwrap_or(self.config.callback_timeout)
     }
 
+    /// The storage and outputs of a step as JSON text, or the FAIL err when together they are
+    /// larger than `BK_PLUGIN_MAX_STATE_BYTES`.
+    pub fn state_text(&self, outcome: &StepOutcome) -> Result<(String, String), String> {
+        let storage = Value::Object(outcome.storage.clone()).to_string();
+        let outputs = Value::Object(outcome.outputs.clone()).to_string();
+        let size = storage.len() + outputs.len();
+        if size > self.config.max_state_bytes {
+            return Err(format!(
+                "plugin state too large: storage and outputs take {size} bytes, more than the limit of {} (BK_PLUGIN_MAX_STATE_BYTES)",
+                self.config.max_state_bytes
+            ));
+        }
+        Ok((storage, outputs))
+    }
+
     /// Stores a new invocation whose first run asked to wait, and wakes the local worker.
-    /// Returns false (storing nothing) when the outcome is not a wait.
     pub async fn park(
         &self,
         version: &str,
@@ -164,10 +183,14 @@ impl AppState {
         inputs: &Value,
         context: &Value,
         outcome: &StepOutcome,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Parked, StoreError> {
         let timeout = self.callback_timeout_of(version);
         let Some((run_at, callback_deadline)) = wait_times(&outcome.next, timeout, now_ms()) else {
-            return Ok(false);
+            return Ok(Parked::NotWaiting);
+        };
+        let (storage, outputs) = match self.state_text(outcome) {
+            Ok(text) => text,
+            Err(err) => return Ok(Parked::Refused(err)),
         };
         self.store
             .insert_waiting(NewWaiting {
@@ -176,13 +199,24 @@ impl AppState {
                 state: outcome.state(),
                 inputs: inputs.to_string(),
                 context: context.to_string(),
-                storage: Value::Object(outcome.storage.clone()).to_string(),
-                outputs: Value::Object(outcome.outputs.clone()).to_string(),
+                storage,
+                outputs,
                 run_at,
                 callback_deadline,
             })
             .await?;
         self.wake.notify_one();
-        Ok(true)
+        Ok(Parked::Stored)
     }
+}
+
+/// What became of a first run's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parked {
+    /// It did not ask to wait: nothing is stored.
+    NotWaiting,
+    /// The waiting invocation is stored.
+    Stored,
+    /// It asked to wait but cannot be stored: FAIL with this err.
+    Refused(String),
 }

@@ -11,7 +11,8 @@ use bk_plugin_core::{PluginMeta, Registry, State};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
-use crate::app::{AppState, new_trace_id};
+use crate::app::{AppState, Parked, new_trace_id};
+use crate::auth::GatewayVerifier;
 use crate::config::Config;
 use crate::plugin_api::PluginApis;
 use crate::store::Store;
@@ -186,13 +187,30 @@ async fn connect_state(
             );
         }
     }
+    let verifier = gateway_verifier(&config)?;
     Ok(Arc::new(AppState::new(
         registry,
         store,
         Arc::new(config),
         Arc::new(meta),
         apis,
+        verifier,
     )))
+}
+
+/// The gateway JWT verifier; outside dev a public key is required.
+fn gateway_verifier(config: &Config) -> anyhow::Result<Option<GatewayVerifier>> {
+    let pem = crate::auth::public_key_from_env().map_err(anyhow::Error::msg)?;
+    match pem {
+        Some(pem) => Ok(Some(
+            GatewayVerifier::new(&pem, &config.gateway_name).map_err(anyhow::Error::msg)?,
+        )),
+        None if config.is_dev() => Ok(None),
+        None => bail!(
+            "BKPAAS_ENVIRONMENT={} needs the API gateway public key to verify X-Bkapi-JWT: set APIGW_PUBLIC_KEY (PEM) or APIGW_PUBLIC_KEY_FILE",
+            config.environment.name()
+        ),
+    }
 }
 
 /// A database URL with its password hidden, for messages.
@@ -285,17 +303,24 @@ async fn invoke_and_follow(
         )
         .await;
     println!("trace_id: {trace_id}");
-    if !state
+    match state
         .park(version_name, &trace_id, &inputs, &context, &outcome)
         .await?
     {
-        let err = outcome.err().map(str::to_string);
-        print_result(
-            outcome.state(),
-            &Value::Object(outcome.outputs),
-            err.as_deref(),
-        );
-        return Ok(());
+        Parked::Stored => {}
+        Parked::NotWaiting => {
+            let err = outcome.err().map(str::to_string);
+            print_result(
+                outcome.state(),
+                &Value::Object(outcome.outputs),
+                err.as_deref(),
+            );
+            return Ok(());
+        }
+        Parked::Refused(err) => {
+            print_result(State::Fail, &Value::Null, Some(&err));
+            return Ok(());
+        }
     }
     println!(
         "state: {} ({}), following it to its end",

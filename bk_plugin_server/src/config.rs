@@ -64,6 +64,9 @@ pub struct Config {
     pub callback_timeout: Duration,
     /// `BK_PLUGIN_MAX_BODY_BYTES` (default 10 MiB).
     pub max_body_bytes: usize,
+    /// `BK_PLUGIN_MAX_STATE_BYTES` (default 4 MiB): the most a waiting invocation's storage and
+    /// outputs may take together; a step that leaves more fails with a clear err.
+    pub max_state_bytes: usize,
     /// `BK_PLUGIN_WORKER_CONCURRENCY` (default 64): steps one worker runs at once.
     pub worker_concurrency: usize,
     /// `BK_PLUGIN_WORKER_POLL_MS` (default 200): how often an idle worker looks for work that
@@ -77,6 +80,8 @@ pub struct Config {
     pub finish_callback_tries: u32,
     /// `BK_PLUGIN_DB_MAX_CONNECTIONS` (default 16).
     pub db_max_connections: u32,
+    /// The API gateway whose JWTs we accept (`kid`): `BKPAAS_BK_PLUGIN_APIGW_NAME`, else the app code.
+    pub gateway_name: String,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -110,8 +115,10 @@ impl Config {
         let time_zone = time_zone_name
             .parse::<chrono_tz::Tz>()
             .map_err(|_| format!("TIME_ZONE={time_zone_name:?} is not a known time zone"))?;
+        let app_code = var("BKPAAS_APP_ID").unwrap_or_else(|| "bk-plugin".into());
         Ok(Self {
-            app_code: var("BKPAAS_APP_ID").unwrap_or_else(|| "bk-plugin".into()),
+            gateway_name: var("BKPAAS_BK_PLUGIN_APIGW_NAME").unwrap_or_else(|| app_code.clone()),
+            app_code,
             app_secret: var("BKPAAS_APP_SECRET"),
             environment,
             bind: var("BK_PLUGIN_BIND").unwrap_or_else(|| "0.0.0.0".into()),
@@ -132,6 +139,7 @@ impl Config {
                 7 * 24 * 3600,
             )?),
             max_body_bytes: parsed("BK_PLUGIN_MAX_BODY_BYTES", 10 * 1024 * 1024)?,
+            max_state_bytes: parsed("BK_PLUGIN_MAX_STATE_BYTES", 4 * 1024 * 1024)?,
             worker_concurrency: parsed("BK_PLUGIN_WORKER_CONCURRENCY", 64usize)?.max(1),
             worker_poll_interval: Duration::from_millis(parsed("BK_PLUGIN_WORKER_POLL_MS", 200)?),
             lease: Duration::from_secs(parsed("BK_PLUGIN_LEASE_SECONDS", 30u64)?.max(2)),

@@ -192,3 +192,30 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Fuzzing callback-token parsing: garbage and mutated tokens are never accepted.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_strings_are_never_valid_tokens(text in "\\PC{0,120}") {
+            let signer = TokenSigner::new(b"fuzz");
+            prop_assert!(signer.verify(&text, 0).is_err());
+        }
+
+        #[test]
+        fn any_single_byte_change_to_a_token_is_refused(position in 0usize..53, flip in 1u8..=255) {
+            let signer = TokenSigner::new(b"fuzz");
+            let token = signer
+                .sign("0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210", u32::MAX)
+                .unwrap_or_default();
+            let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap_or_default();
+            bytes[position] ^= flip;
+            let mutated = URL_SAFE_NO_PAD.encode(&bytes);
+            prop_assert!(signer.verify(&mutated, 0).is_err());
+        }
+    }
+}

@@ -161,6 +161,38 @@ pub fn fixture_binary() -> PathBuf {
     binary
 }
 
+/// Runs `bkp-fixtures migrate` on `db` (production refuses to start on an unmigrated database).
+pub fn migrate(db: &TestDb) {
+    let output = Command::new(fixture_binary())
+        .arg("migrate")
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap_or_else(|e| panic!("migrate: {e}"));
+    assert!(
+        output.status.success(),
+        "migrate failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs the fixture binary with `args` and `env` to completion; returns (success, stderr).
+pub fn run_fixture(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let dir = TempDir::new("bkp-run");
+    let mut command = Command::new(fixture_binary());
+    command
+        .args(args)
+        .current_dir(&dir.0)
+        .env("PORT", free_port().to_string());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap_or_else(|e| panic!("run: {e}"));
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -350,15 +382,30 @@ impl Plugin {
 
     /// POST raw bytes with a content type.
     pub async fn post_raw(&self, path: &str, content_type: &str, body: String) -> (u16, Value) {
+        self.post_with(path, content_type, body, &[]).await
+    }
+
+    /// POST raw bytes with a content type and extra headers.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: String,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
         let url = if path.starts_with("http") {
             path.to_string()
         } else {
             format!("{}{path}", self.base)
         };
-        let response = reqwest::Client::new()
+        let mut request = reqwest::Client::new()
             .post(url)
             .header("content-type", content_type)
-            .body(body)
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
             .send()
             .await
             .unwrap_or_else(|e| panic!("POST {path}: {e}"));

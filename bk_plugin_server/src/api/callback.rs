@@ -4,6 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
 use crate::app::{AppState, unix_now};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::store::CallbackAcceptance;
 
@@ -15,6 +16,7 @@ pub(crate) async fn callback(
     path: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
+    _caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let token = path.into_inner();
     let signer = state.signer.as_ref().ok_or_else(|| {

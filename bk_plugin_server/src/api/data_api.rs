@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::plugin_api::{ApiGroup, ApiMethod, ApiRequest};
 
@@ -15,6 +16,7 @@ pub(crate) async fn handle(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
+    caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let path = req.path();
     let group = [ApiGroup::PluginApi, ApiGroup::OpenApi, ApiGroup::Private]
@@ -31,11 +33,15 @@ pub(crate) async fn handle(
     let mut request = ApiRequest {
         query: query_map(req.query_string()),
         data,
-        username: None,
+        username: caller.username.clone(),
+        app_code: caller.app_code.clone(),
         headers: forwarded_headers(&req),
-        user_credential: req
-            .cookie("bk_token")
-            .map(|c| ("bk_token".to_string(), c.value().to_string())),
+        user_credential: match &caller.jwt {
+            Some(jwt) => Some(("jwt".to_string(), jwt.clone())),
+            None => req
+                .cookie("bk_token")
+                .map(|c| ("bk_token".to_string(), c.value().to_string())),
+        },
         ..ApiRequest::default()
     };
     let handler = state

@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
 
 use crate::app::{AppState, new_trace_id};
+use crate::auth::{Caller, check_scope};
 use crate::error::ApiError;
 use crate::plugin_api::{ApiGroup, ApiMethod, ApiRequest};
 
@@ -16,8 +17,10 @@ pub(crate) async fn dispatch(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
+    caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let trace_id = new_trace_id();
+    check_scope(&state, &caller, &req).map_err(|e| e.with_trace(&trace_id))?;
     let body = read_json(&req, payload, state.config.max_body_bytes)
         .await
         .map_err(|e| e.with_trace(&trace_id))?;
@@ -29,6 +32,8 @@ pub(crate) async fn dispatch(
     let mut request = ApiRequest {
         query: query_map(query),
         username: Some(call.username.clone()),
+        app_code: caller.app_code.clone(),
+        user_credential: caller.jwt.clone().map(|jwt| ("jwt".to_string(), jwt)),
         headers: forwarded_headers(&req),
         ..ApiRequest::default()
     };
@@ -121,5 +126,49 @@ impl DispatchCall {
             username,
             data,
         })
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    //! Fuzzing the dispatch body: arbitrary JSON never panics, and only plugin_api URLs pass.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn body() -> impl Strategy<Value = Value> {
+        let field = prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(Value::from),
+            "\\PC{0,30}".prop_map(Value::String),
+            Just(Value::String("/bk_plugin/plugin_api/echo/?a=1".into())),
+            Just(Value::String("GET".into())),
+            Just(Value::String("{\"k\": 1}".into())),
+            Just(serde_json::json!({"a": [1, {"b": null}]})),
+        ];
+        prop::collection::vec(
+            (
+                prop_oneof![
+                    Just("url"),
+                    Just("method"),
+                    Just("username"),
+                    Just("data"),
+                    Just("dumped_data")
+                ],
+                field,
+            ),
+            0..6,
+        )
+        .prop_map(|pairs| {
+            Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn dispatch_bodies_never_panic_and_only_plugin_api_urls_pass(value in body()) {
+            if let Ok(call) = DispatchCall::parse(value) {
+                prop_assert!(call.url.starts_with(ApiGroup::PluginApi.prefix()));
+            }
+        }
     }
 }

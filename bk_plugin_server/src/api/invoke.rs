@@ -5,8 +5,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bk_plugin_core::executor::StepInput;
 use serde_json::{Value, json};
 
-use crate::app::{AppState, new_trace_id};
+use crate::app::{AppState, Parked, new_trace_id};
+use crate::auth::{Caller, check_scope};
 use crate::error::ApiError;
+use bk_plugin_core::State;
 
 use super::{read_json, success};
 
@@ -47,6 +49,7 @@ pub(crate) async fn invoke(
     path: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
+    caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let version_name = path.into_inner();
     let Some(version) = state.registry.get(&version_name) else {
@@ -55,6 +58,7 @@ pub(crate) async fn invoke(
         )));
     };
     let trace_id = new_trace_id();
+    check_scope(&state, &caller, &req).map_err(|e| e.with_trace(&trace_id))?;
     let body = read_json(&req, payload, state.config.max_body_bytes)
         .await
         .map_err(|e| e.with_trace(&trace_id))?;
@@ -64,19 +68,49 @@ pub(crate) async fn invoke(
     let outcome = version.run(first, state.issuer.clone()).await;
     let mut state_value = outcome.state();
     let mut err = outcome.err().map(str::to_string);
-    if let Err(e) = state
+    match state
         .park(&version_name, &trace_id, &inputs, &context, &outcome)
         .await
     {
-        tracing::error!(trace_id = %trace_id, error = %e, "cannot store the waiting invocation");
-        state_value = bk_plugin_core::State::Fail;
-        err = Some(format!("schedule create error: {e}"));
+        Ok(Parked::NotWaiting | Parked::Stored) => {}
+        Ok(Parked::Refused(refused)) => {
+            state_value = State::Fail;
+            err = Some(refused);
+        }
+        Err(e) => {
+            tracing::error!(trace_id = %trace_id, error = %e, "cannot store the waiting invocation");
+            state_value = State::Fail;
+            err = Some(format!("schedule create error: {e}"));
+        }
     }
-    let outputs = if state_value == bk_plugin_core::State::Fail {
+    let outputs = if state_value == State::Fail {
         Value::Null
     } else {
         Value::Object(outcome.outputs)
     };
     let data = json!({"outputs": outputs, "state": state_value.as_i32(), "err": err});
     Ok(success("success", data, Some(&trace_id)))
+}
+
+#[cfg(test)]
+mod fuzz {
+    //! Fuzzing the invoke body split: arbitrary JSON never panics; what passes has two objects.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn invoke_bodies_never_panic(
+            inputs in prop_oneof![Just(Value::Null), Just(json!({})), Just(json!([1])), Just(json!("x"))],
+            context in prop_oneof![Just(Value::Null), Just(json!({"a": 1})), Just(json!(7))],
+            keep in any::<(bool, bool)>(),
+        ) {
+            let mut body = serde_json::Map::new();
+            if keep.0 { body.insert("inputs".into(), inputs); }
+            if keep.1 { body.insert("context".into(), context); }
+            if let Ok((i, c)) = split_invoke_body(Value::Object(body)) {
+                prop_assert!(i.is_object() && c.is_object());
+            }
+        }
+    }
 }

@@ -164,16 +164,33 @@ fn transition_for(
     let (run_at, callback_deadline) =
         wait_times(&outcome.next, timeout, now_ms()).map_or((None, None), |(r, d)| (Some(r), d));
     let notify = new_state.is_terminal() && wants_finish_callback(state, row);
-    Transition {
-        state: new_state,
-        invoke_count,
-        storage: keep_run.then(|| Value::Object(outcome.storage.clone()).to_string()),
-        outputs: keep_run.then(|| Value::Object(outcome.outputs.clone()).to_string()),
-        err: outcome.err().map(str::to_string),
-        run_at,
-        callback_deadline,
-        consumed_callback,
-        notify,
+    let text = if keep_run {
+        state.state_text(&outcome).map(Some)
+    } else {
+        Ok(None)
+    };
+    match text {
+        Ok(text) => {
+            let (storage, outputs) = text.unzip();
+            Transition {
+                state: new_state,
+                invoke_count,
+                storage,
+                outputs,
+                err: outcome.err().map(str::to_string),
+                run_at,
+                callback_deadline,
+                consumed_callback,
+                notify,
+            }
+        }
+        // Too large to keep: the run's storage and outputs are dropped, the invocation fails.
+        Err(err) => Transition {
+            notify: wants_finish_callback(state, row),
+            consumed_callback,
+            invoke_count,
+            ..fail(row, err)
+        },
     }
 }
 
