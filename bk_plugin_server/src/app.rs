@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use crate::auth::GatewayVerifier;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::plugin_api::PluginApis;
 use crate::store::{NewWaiting, Store, StoreError, now_ms};
 use crate::token::TokenSigner;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Verifies the API gateway's JWTs; `None` when no public key is configured (dev only).
     pub verifier: Option<GatewayVerifier>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
 }
 
 impl std::fmt::Debug for AppState {
@@ -74,6 +77,7 @@ impl AppState {
             signer,
             wake: Arc::new(Notify::new()),
             verifier,
+            metrics: Metrics::new(),
         }
     }
 }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::app::{AppState, Parked, new_trace_id};
 use crate::auth::GatewayVerifier;
 use crate::config::Config;
+use crate::logging::LogCapture;
 use crate::plugin_api::PluginApis;
 use crate::store::Store;
 
@@ -90,7 +91,7 @@ where
         return Ok(());
     }
     let mut config = Config::from_env().map_err(anyhow::Error::msg)?;
-    crate::logging::init(&config);
+    let capture = crate::logging::init(&config);
     meta.check()
         .map_err(|e| anyhow::anyhow!("invalid allow_scope: {e}"))?;
     let registry = Arc::new(Registry::load()?);
@@ -113,10 +114,10 @@ where
                 config.port = port;
             }
             let worker = config.embedded_worker && !no_worker;
-            serve(config, registry, meta, apis, worker)
+            serve(config, registry, meta, apis, worker, capture)
         }
         Command::Worker => block_on(async move {
-            let state = connect_state(config, registry, meta, apis, false).await?;
+            let state = connect_state(config, registry, meta, apis, false, capture).await?;
             let handle = crate::worker::start(state);
             wait_for_signal().await;
             handle.shutdown().await;
@@ -134,7 +135,7 @@ where
             context,
             timeout,
         } => block_on(async move {
-            let state = connect_state(config, registry, meta, apis, true).await?;
+            let state = connect_state(config, registry, meta, apis, true, capture).await?;
             invoke_and_follow(
                 state,
                 &version,
@@ -165,6 +166,7 @@ async fn connect_state(
     meta: PluginMeta,
     apis: PluginApis,
     migrate_always: bool,
+    capture: Option<LogCapture>,
 ) -> anyhow::Result<Arc<AppState>> {
     let store = Store::connect(&config.database_url, config.db_max_connections)
         .await
@@ -188,6 +190,9 @@ async fn connect_state(
         }
     }
     let verifier = gateway_verifier(&config)?;
+    if let Some(capture) = capture {
+        crate::logging::spawn_writer(store.clone(), capture);
+    }
     Ok(Arc::new(AppState::new(
         registry,
         store,
@@ -231,16 +236,18 @@ fn serve(
     meta: PluginMeta,
     apis: PluginApis,
     embedded_worker: bool,
+    capture: Option<LogCapture>,
 ) -> anyhow::Result<()> {
     let rt = runtime()?;
     actix_web::rt::System::with_tokio_rt(move || rt).block_on(async move {
         let bind = (config.bind.clone(), config.port);
-        let state = connect_state(config, registry, meta, apis, false).await?;
+        let state = connect_state(config, registry, meta, apis, false, capture).await?;
         let worker = embedded_worker.then(|| crate::worker::start(state.clone()));
         let data = web::Data::from(state.clone());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .wrap(actix_web::middleware::from_fn(crate::api::observe_http))
                 .configure(crate::api::configure)
         })
         .shutdown_timeout(25)

@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod logging;
+pub mod metrics;
 pub mod plugin_api;
 pub mod store;
 pub mod time;

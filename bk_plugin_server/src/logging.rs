@@ -1,22 +1,251 @@
-//! Log output: human-readable in dev, JSON lines in stag/prod; level from `BK_PLUGIN_LOG_LEVEL`
-//! (or `RUST_LOG`), `info` by default.
+//! Logs: every line emitted while handling a request or running a step carries its trace id,
+//! including the plugin author's own `tracing` calls (they run inside the step's span).
+//!
+//! - dev: human-readable lines on stderr; stag/prod: JSON lines with `time`, `levelname`,
+//!   `message`, `trace_id`, `logger` and the event's other fields, as BlueKing's log platform
+//!   expects. Level from `BK_PLUGIN_LOG_LEVEL` (or `RUST_LOG`), `info` by default.
+//! - Capture for `GET /bk_plugin/logs/{trace_id}` (dev, or `BK_PLUGIN_LOGS_API=1`): lines with
+//!   a trace id go through a bounded channel to a writer that inserts them in batches, off the
+//!   request path; when the channel is full a line is dropped (and counted), never waited for.
 
-use tracing_subscriber::EnvFilter;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::Config;
+use crate::store::{LogLine, Store, now_ms};
 
-/// Installs the global subscriber (once; later calls do nothing).
-pub fn init(config: &Config) {
+const CHANNEL: usize = 65_536;
+const BATCH: usize = 1_000;
+
+/// The receiving end of captured lines, handed to [`spawn_writer`] once the database is up.
+#[derive(Debug)]
+pub struct LogCapture {
+    receiver: mpsc::Receiver<LogLine>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Whether this configuration captures lines for the logs API.
+pub fn capture_enabled(config: &Config) -> bool {
+    let flag = std::env::var("BK_PLUGIN_LOGS_API").map(|v| v.trim().to_ascii_lowercase());
+    match flag.as_deref() {
+        Ok("1" | "true" | "yes" | "on") => true,
+        Ok("0" | "false" | "no" | "off") => false,
+        _ => config.is_dev(),
+    }
+}
+
+/// Installs the global subscriber (once; later calls return `None`).
+pub fn init(config: &Config) -> Option<LogCapture> {
     let filter = std::env::var("BK_PLUGIN_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if config.is_dev() {
-        builder.try_init()
+    let (sender, capture) = if capture_enabled(config) {
+        let (sender, receiver) = mpsc::channel(CHANNEL);
+        let dropped = Arc::new(AtomicU64::new(0));
+        (
+            Some((sender, dropped.clone())),
+            Some(LogCapture { receiver, dropped }),
+        )
     } else {
-        builder.json().flatten_event(true).try_init()
+        (None, None)
     };
+    let trace_layer = TraceLayer {
+        json: !config.is_dev(),
+        capture: sender,
+        zone: config.time_zone,
+    };
+    let human = config.is_dev().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    });
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(human)
+        .with(trace_layer)
+        .try_init();
+    installed.ok().and(capture)
+}
+
+/// Writes captured lines in batches until the process ends.
+pub fn spawn_writer(store: Store, capture: LogCapture) {
+    let LogCapture {
+        mut receiver,
+        dropped,
+    } = capture;
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(BATCH);
+        while let Some(first) = receiver.recv().await {
+            batch.push(first);
+            // Gather what else arrives within a short window, up to a batch.
+            let window = tokio::time::sleep(Duration::from_millis(50));
+            tokio::pin!(window);
+            while batch.len() < BATCH {
+                tokio::select! {
+                    line = receiver.recv() => match line {
+                        Some(line) => batch.push(line),
+                        None => break,
+                    },
+                    _ = &mut window => break,
+                }
+            }
+            let lines = std::mem::take(&mut batch);
+            let count = lines.len();
+            if let Err(e) = store.insert_logs(lines).await {
+                eprintln!("bk-plugin: could not store {count} captured log lines: {e}");
+            }
+            let lost = dropped.swap(0, Ordering::Relaxed);
+            if lost > 0 {
+                eprintln!(
+                    "bk-plugin: {lost} log lines were not captured (the capture queue was full)"
+                );
+            }
+        }
+    });
+}
+
+/// The trace id a span carries, kept in its extensions.
+struct SpanTrace(String);
+
+struct TraceLayer {
+    json: bool,
+    capture: Option<(mpsc::Sender<LogLine>, Arc<AtomicU64>)>,
+    zone: chrono_tz::Tz,
+}
+
+#[derive(Default)]
+struct Fields {
+    message: String,
+    trace_id: Option<String>,
+    rest: Map<String, Value>,
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.message = value.to_string(),
+            "trace_id" => self.trace_id = Some(value.to_string()),
+            name => {
+                self.rest
+                    .insert(name.to_string(), Value::String(value.to_string()));
+            }
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.rest
+            .insert(field.name().to_string(), Value::from(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.rest
+            .insert(field.name().to_string(), Value::from(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.rest
+            .insert(field.name().to_string(), Value::Bool(value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let text = format!("{value:?}");
+        match field.name() {
+            "message" => self.message = text,
+            "trace_id" => self.trace_id = Some(text),
+            name => {
+                self.rest.insert(name.to_string(), Value::String(text));
+            }
+        }
+    }
+}
+
+impl<S> Layer<S> for TraceLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: Context<'_, S>,
+    ) {
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        if let (Some(trace_id), Some(span)) = (fields.trace_id, ctx.span(id)) {
+            span.extensions_mut().insert(SpanTrace(trace_id));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let trace_id = fields.trace_id.clone().or_else(|| {
+            ctx.event_scope(event).and_then(|scope| {
+                scope
+                    .into_iter()
+                    .find_map(|span| span.extensions().get::<SpanTrace>().map(|t| t.0.clone()))
+            })
+        });
+        let metadata = event.metadata();
+        let now = chrono::Utc::now().with_timezone(&self.zone);
+        if self.json {
+            let mut line = Map::new();
+            line.insert(
+                "time".into(),
+                Value::String(now.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
+            );
+            line.insert(
+                "levelname".into(),
+                Value::String(metadata.level().to_string()),
+            );
+            line.insert("message".into(), Value::String(fields.message.clone()));
+            line.insert(
+                "trace_id".into(),
+                trace_id.clone().map_or(Value::Null, Value::String),
+            );
+            line.insert(
+                "logger".into(),
+                Value::String(metadata.target().to_string()),
+            );
+            for (key, value) in &fields.rest {
+                line.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+            let mut text = Value::Object(line).to_string();
+            text.push('\n');
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        }
+        if let (Some((sender, dropped)), Some(trace_id)) = (&self.capture, trace_id) {
+            let mut line = format!(
+                "[{}] {} {}: {}",
+                now.format("%Y-%m-%d %H:%M:%S%.3f"),
+                metadata.level(),
+                metadata.target(),
+                fields.message
+            );
+            for (key, value) in &fields.rest {
+                let _ = write!(line, " {key}={value}");
+            }
+            let captured = LogLine {
+                trace_id,
+                created_at: now_ms(),
+                line,
+            };
+            if sender.try_send(captured).is_err() {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }

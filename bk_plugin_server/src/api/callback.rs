@@ -32,10 +32,21 @@ pub(crate) async fn callback(
             other => other,
         })?;
     let data = body.to_string();
-    let acceptance = state
+    let hostname = [state.metrics.hostname()];
+    let started = std::time::Instant::now();
+    let result = state
         .store
         .accept_callback(&claims.trace_id, &claims.callback_id, data)
-        .await?;
+        .await;
+    let time = state.metrics.callback_time.with_label_values(&hostname);
+    time.observe(started.elapsed().as_secs_f64());
+    let acceptance = result.inspect_err(|_| {
+        state
+            .metrics
+            .callback_exception
+            .with_label_values(&hostname)
+            .inc();
+    })?;
     tracing::info!(trace_id = %claims.trace_id, callback_id = %claims.callback_id, ?acceptance, "callback received");
     match acceptance {
         CallbackAcceptance::Accepted { runnable } => {

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::app::{AppState, Parked, new_trace_id};
 use crate::auth::{Caller, check_scope};
 use crate::error::ApiError;
+use crate::metrics::StepTimer;
 use bk_plugin_core::State;
 
 use super::{read_json, success};
@@ -65,7 +66,13 @@ pub(crate) async fn invoke(
     let (inputs, context) = split_invoke_body(body).map_err(|e| e.with_trace(&trace_id))?;
     let first = StepInput::first(trace_id.clone(), inputs, context);
     let (inputs, context) = (first.inputs.clone(), first.context.clone());
-    let outcome = version.run(first, state.issuer.clone()).await;
+    let outcome = {
+        let _timer = StepTimer::start(&state.metrics, &version_name, false);
+        version.run(first, state.issuer.clone()).await
+    };
+    state
+        .metrics
+        .count_failure(&version_name, false, outcome.failure());
     let mut state_value = outcome.state();
     let mut err = outcome.err().map(str::to_string);
     match state

@@ -5,6 +5,7 @@ mod callback;
 mod data_api;
 mod dispatch;
 mod invoke;
+mod logs;
 mod meta;
 mod schedule;
 
@@ -24,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/bk_plugin/schedule/{trace_id}").route(web::get().to(schedule::schedule)),
         )
         .service(resource("/bk_plugin/callback/{token}").route(web::post().to(callback::callback)))
+        .service(resource("/bk_plugin/logs/{trace_id}").route(web::get().to(logs::logs)))
         .service(
             resource("/bk_plugin/plugin_api_dispatch").route(web::post().to(dispatch::dispatch)),
         )
@@ -37,7 +39,45 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(data_api::handle))
             .default_service(web::to(method_not_allowed)),
         )
+        .service(web::resource("/metrics").route(web::get().to(metrics)))
         .default_service(web::to(not_found));
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+async fn metrics(state: web::Data<crate::app::AppState>) -> HttpResponse {
+    let text = state.metrics.render(&state.store).await;
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text)
+}
+
+/// Counts every request and its latency by route pattern (not raw path, so trace ids and
+/// versions do not explode the label set).
+pub async fn observe_http(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let method = req.method().as_str().to_string();
+    let state = req.app_data::<web::Data<crate::app::AppState>>().cloned();
+    let response = next.call(req).await?;
+    if let Some(state) = state {
+        let route = response
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_string());
+        let status = response.status().as_u16().to_string();
+        let metrics = &state.metrics;
+        metrics
+            .http_requests
+            .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+            .inc();
+        metrics
+            .http_duration
+            .with_label_values(&[route.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(response)
 }
 
 fn resource(path: &str) -> actix_web::Resource {

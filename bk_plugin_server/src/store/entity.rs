@@ -91,3 +91,29 @@ pub mod callback {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// `bkp_log`.
+pub mod log {
+    use sea_orm::entity::prelude::*;
+
+    /// One captured log line of a trace.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "bkp_log")]
+    pub struct Model {
+        /// Insertion order.
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// The trace the line belongs to.
+        pub trace_id: String,
+        /// When it was emitted (ms since the epoch).
+        pub created_at: i64,
+        /// The formatted line.
+        pub line: String,
+    }
+
+    /// No relations are navigated through the ORM.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

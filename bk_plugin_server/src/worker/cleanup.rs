@@ -37,8 +37,23 @@ pub(super) async fn cleanup_loop(state: Arc<AppState>, mut stopped: watch::Recei
                 }
             }
         }
-        if total > 0 {
-            tracing::info!(deleted = total, "cleaned up finished invocations");
+        let mut lines = 0u64;
+        loop {
+            match state.store.delete_logs_before(before, BATCH * 10).await {
+                Ok(0) => break,
+                Ok(n) => lines += n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cleanup of captured log lines failed");
+                    break;
+                }
+            }
+        }
+        if total > 0 || lines > 0 {
+            tracing::info!(
+                deleted = total,
+                log_lines = lines,
+                "cleaned up finished invocations"
+            );
         }
     }
 }

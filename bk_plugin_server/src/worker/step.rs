@@ -8,6 +8,7 @@ use bk_plugin_core::{CallbackDelivery, State};
 use serde_json::{Map, Value};
 
 use crate::app::{AppState, wait_times};
+use crate::metrics::StepTimer;
 use crate::store::entity::schedule;
 use crate::store::{StoreError, Transition, now_ms};
 
@@ -134,7 +135,16 @@ async fn prepare(
 
 async fn run_step(state: &AppState, row: &schedule::Model, input: StepInput) -> StepOutcome {
     match state.registry.get(&row.plugin_version) {
-        Some(version) => version.run(input, state.issuer.clone()).await,
+        Some(version) => {
+            let outcome = {
+                let _timer = StepTimer::start(&state.metrics, &row.plugin_version, true);
+                version.run(input, state.issuer.clone()).await
+            };
+            state
+                .metrics
+                .count_failure(&row.plugin_version, true, outcome.failure());
+            outcome
+        }
         None => StepOutcome {
             next: Next::Fail {
                 kind: FailureKind::Unexpected,

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_schedule;
 mod m20261125_000002_create_callback;
+mod m20261125_000003_create_log;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_schedule::Migration),
             Box::new(m20261125_000002_create_callback::Migration),
+            Box::new(m20261125_000003_create_log::Migration),
         ]
     }
 
