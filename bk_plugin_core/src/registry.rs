@@ -259,7 +259,8 @@ impl Registry {
             compare_versions(b.version, a.version).then(a.type_name.cmp(b.type_name))
         });
         for pair in records.windows(2) {
-            if pair[0].version == pair[1].version {
+            // `01.0.0` and `1.0.0` name the same version too.
+            if compare_versions(pair[0].version, pair[1].version).is_eq() {
                 return Err(RegistryError::DuplicateVersion {
                     version: pair[0].version.to_string(),
                     first: pair[0].type_name.to_string(),
@@ -360,6 +361,7 @@ mod tests {
     static C: PluginRecord = record("1.9.0", "crate::C", false);
     static CALLBACK: PluginRecord = record("2.0.0", "crate::NoInfo", true);
     static BAD: PluginRecord = record("1.0", "crate::Bad", false);
+    static PADDED: PluginRecord = record("01.9.0", "crate::Padded", false);
 
     #[test]
     fn versions_are_sorted_semantically_newest_first() {
@@ -376,6 +378,15 @@ mod tests {
         assert_eq!(
             err.as_deref(),
             Some("plugin version 1.9.0 is declared twice: by crate::A and by crate::C")
+        );
+    }
+
+    #[test]
+    fn versions_equal_but_for_leading_zeros_are_duplicates() {
+        let err = Registry::from_records([&A, &PADDED]).err();
+        assert!(
+            matches!(err, Some(RegistryError::DuplicateVersion { .. })),
+            "{err:?}"
         );
     }
 

@@ -72,6 +72,38 @@ fn cmp_numeric(a: &str, b: &str) -> Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
+/// Compares pre-release suffixes piece by piece: letters as text, digits as numbers, so that
+/// `rc2` < `rc10` and `a1` < `b1`.
+fn cmp_suffix(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a, b);
+    loop {
+        match (a.is_empty(), b.is_empty()) {
+            (true, true) => return Ordering::Equal,
+            (true, false) => return Ordering::Less,
+            (false, true) => return Ordering::Greater,
+            (false, false) => {}
+        }
+        let digits_a = a.starts_with(|c: char| c.is_ascii_digit());
+        let digits_b = b.starts_with(|c: char| c.is_ascii_digit());
+        let piece = |s: &str, digits: bool| {
+            s.find(|c: char| c.is_ascii_digit() != digits)
+                .unwrap_or(s.len())
+        };
+        let (end_a, end_b) = (piece(a, digits_a), piece(b, digits_b));
+        let order = match (digits_a, digits_b) {
+            (true, true) => cmp_numeric(&a[..end_a], &b[..end_b]),
+            (false, false) => a[..end_a].cmp(&b[..end_b]),
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+        };
+        if order != Ordering::Equal {
+            return order;
+        }
+        a = &a[end_a..];
+        b = &b[end_b..];
+    }
+}
+
 /// Compares two version strings semantically; invalid strings sort before valid ones, by text.
 pub fn compare_versions(a: &str, b: &str) -> Ordering {
     match (parse(a), parse(b)) {
@@ -82,7 +114,7 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
                 (true, true) => Ordering::Equal,
                 (true, false) => Ordering::Greater,
                 (false, true) => Ordering::Less,
-                (false, false) => x.suffix.cmp(y.suffix),
+                (false, false) => cmp_suffix(x.suffix, y.suffix),
             }),
         (Some(_), None) => Ordering::Greater,
         (None, Some(_)) => Ordering::Less,
@@ -120,11 +152,30 @@ mod tests {
 
     #[test]
     fn versions_sort_by_number_not_by_text() {
-        let mut versions = vec!["1.9.0", "1.10.0", "1.0.0rc1", "1.0.0", "2.0.0", "1.0.10"];
+        let mut versions = vec![
+            "1.9.0",
+            "1.10.0",
+            "1.0.0rc1",
+            "1.0.0",
+            "2.0.0",
+            "1.0.10",
+            "1.0.0rc10",
+            "1.0.0rc2",
+        ];
         versions.sort_by(|a, b| compare_versions(b, a));
         assert_eq!(
             versions,
-            vec!["2.0.0", "1.10.0", "1.9.0", "1.0.10", "1.0.0", "1.0.0rc1"]
+            vec![
+                "2.0.0",
+                "1.10.0",
+                "1.9.0",
+                "1.0.10",
+                "1.0.0",
+                "1.0.0rc10",
+                "1.0.0rc2",
+                "1.0.0rc1"
+            ]
         );
+        assert_eq!(compare_versions("01.0.0", "1.0.0"), Ordering::Equal);
     }
 }

@@ -117,7 +117,7 @@ where
             serve(config, registry, meta, apis, worker, capture)
         }
         Command::Worker => block_on(async move {
-            let state = connect_state(config, registry, meta, apis, false, capture).await?;
+            let state = connect_state(config, registry, meta, apis, false, capture, false).await?;
             let handle = crate::worker::start(state);
             wait_for_signal().await;
             handle.shutdown().await;
@@ -135,7 +135,7 @@ where
             context,
             timeout,
         } => block_on(async move {
-            let state = connect_state(config, registry, meta, apis, true, capture).await?;
+            let state = connect_state(config, registry, meta, apis, false, capture, false).await?;
             invoke_and_follow(
                 state,
                 &version,
@@ -167,6 +167,7 @@ async fn connect_state(
     apis: PluginApis,
     migrate_always: bool,
     capture: Option<LogCapture>,
+    serves_http: bool,
 ) -> anyhow::Result<Arc<AppState>> {
     let store = Store::connect(&config.database_url, config.db_max_connections)
         .await
@@ -189,7 +190,17 @@ async fn connect_state(
             );
         }
     }
-    let verifier = gateway_verifier(&config)?;
+    let verifier = if serves_http {
+        gateway_verifier(&config)?
+    } else {
+        None
+    };
+    if !config.is_dev() && config.callback_host.is_none() {
+        tracing::warn!(
+            "BK_PLUGIN_CALLBACK_HOST is not set: callback URLs will point at http://127.0.0.1:{}, which other systems cannot reach",
+            config.port
+        );
+    }
     if let Some(capture) = capture {
         crate::logging::spawn_writer(store.clone(), capture);
     }
@@ -241,7 +252,7 @@ fn serve(
     let rt = runtime()?;
     actix_web::rt::System::with_tokio_rt(move || rt).block_on(async move {
         let bind = (config.bind.clone(), config.port);
-        let state = connect_state(config, registry, meta, apis, false, capture).await?;
+        let state = connect_state(config, registry, meta, apis, false, capture, true).await?;
         let worker = embedded_worker.then(|| crate::worker::start(state.clone()));
         let data = web::Data::from(state.clone());
         let server = HttpServer::new(move || {
@@ -250,19 +261,32 @@ fn serve(
                 .wrap(actix_web::middleware::from_fn(crate::api::observe_http))
                 .configure(crate::api::configure)
         })
+        .disable_signals()
         .shutdown_timeout(25)
         .bind(bind.clone())
-        .with_context(|| format!("cannot listen on {}:{}", bind.0, bind.1))?;
+        .with_context(|| format!("cannot listen on {}:{}", bind.0, bind.1))?
+        .run();
         tracing::info!(
             address = %format!("{}:{}", bind.0, bind.1),
             versions = ?state.registry.version_names(),
             worker = embedded_worker,
             "plugin server listening"
         );
-        server.run().await?;
-        if let Some(worker) = worker {
-            worker.shutdown().await;
-        }
+        // One signal stops both at once: HTTP drains its connections while the worker stops
+        // claiming and lets its in-flight steps finish.
+        let handle = server.handle();
+        let stop = async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            let stop_worker = async move {
+                if let Some(worker) = worker {
+                    worker.shutdown().await;
+                }
+            };
+            tokio::join!(handle.stop(true), stop_worker);
+        };
+        let (served, ()) = tokio::join!(server, stop);
+        served?;
         Ok(())
     })
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 /// The deployment environment (`BKPAAS_ENVIRONMENT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
-    /// Local development: SQLite by default, no gateway JWT required, dev-only routes on.
+    /// Local development: migrations run by themselves, no gateway JWT required, the logs API
+    /// is on, a dev-only callback secret is used when none is set.
     Dev,
     /// Staging.
     Stag,
@@ -141,7 +142,9 @@ impl Config {
             max_body_bytes: parsed("BK_PLUGIN_MAX_BODY_BYTES", 10 * 1024 * 1024)?,
             max_state_bytes: parsed("BK_PLUGIN_MAX_STATE_BYTES", 4 * 1024 * 1024)?,
             worker_concurrency: parsed("BK_PLUGIN_WORKER_CONCURRENCY", 64usize)?.max(1),
-            worker_poll_interval: Duration::from_millis(parsed("BK_PLUGIN_WORKER_POLL_MS", 200)?),
+            worker_poll_interval: Duration::from_millis(
+                parsed("BK_PLUGIN_WORKER_POLL_MS", 200u64)?.max(10),
+            ),
             lease: Duration::from_secs(parsed("BK_PLUGIN_LEASE_SECONDS", 30u64)?.max(2)),
             embedded_worker: flag("BK_PLUGIN_EMBEDDED_WORKER", true)?,
             finish_callback_tries: parsed("BK_PLUGIN_FINISH_CALLBACK_TRIES", 3u32)?.max(1),

@@ -95,7 +95,8 @@ pub struct ApiRequest {
     pub user_credential: Option<(String, String)>,
 }
 
-/// A handler's failure: answered as 500 (or the status it names) with the envelope.
+/// A handler's failure: answered with the status it names (400..=599; anything else is 500)
+/// and the envelope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct HandlerError {
@@ -106,6 +107,15 @@ pub struct HandlerError {
 }
 
 impl HandlerError {
+    /// The HTTP status to answer with: `status` when it is an error status, else 500.
+    pub fn http_status(&self) -> u16 {
+        if (400..=599).contains(&self.status) {
+            self.status
+        } else {
+            500
+        }
+    }
+
     /// A 400: the request was wrong.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self {

@@ -57,7 +57,7 @@ pub(crate) async fn handle(
     match handler.await {
         Ok(data) => Ok(HttpResponse::Ok().json(data)),
         Err(e) => {
-            let status = actix_web::http::StatusCode::from_u16(e.status)
+            let status = actix_web::http::StatusCode::from_u16(e.http_status())
                 .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
             Ok(HttpResponse::build(status).json(crate::error::failure(&e.message, None)))
         }

@@ -4,7 +4,8 @@
 //! once by work created in its own process (invoke, callback), and otherwise looks at the database
 //! every `BK_PLUGIN_WORKER_POLL_MS` for work created by other processes. Steps run concurrently
 //! up to `BK_PLUGIN_WORKER_CONCURRENCY`; a heartbeat renews each step's lease. On shutdown it
-//! stops claiming, lets in-flight steps finish within a bound, and gives back what it holds.
+//! stops claiming and lets in-flight steps finish within a bound; a step still running after
+//! that is abandoned with its lease, which expires so that another worker re-runs it.
 
 mod cleanup;
 mod notify;

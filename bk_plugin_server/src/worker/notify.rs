@@ -16,17 +16,18 @@ use crate::store::entity::schedule;
 use crate::store::{notify, now_ms};
 
 const IDLE: Duration = Duration::from_secs(1);
-const LEASE: Duration = Duration::from_secs(60);
+/// Each delivery may take up to `TIMEOUT`; a claim of `BATCH` rows must outlast them all, or
+/// another notifier could take the rows back and deliver twice.
+const TIMEOUT: Duration = Duration::from_secs(10);
+const BATCH: u64 = 4;
+const LEASE: Duration = Duration::from_secs(10 * 4 + 30);
 
 pub(super) async fn notify_loop(
     state: Arc<AppState>,
     owner: String,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-    {
+    let client = match reqwest::Client::builder().timeout(TIMEOUT).build() {
         Ok(client) => client,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the HTTP client; finish callbacks are off");
@@ -34,7 +35,7 @@ pub(super) async fn notify_loop(
         }
     };
     while !*stopped.borrow() {
-        match state.store.claim_notifications(&owner, LEASE, 32).await {
+        match state.store.claim_notifications(&owner, LEASE, BATCH).await {
             Ok(rows) if !rows.is_empty() => {
                 for row in rows {
                     deliver(&state, &client, row).await;

@@ -41,7 +41,8 @@ enum Prepared {
     Finish(Transition),
 }
 
-fn fail(row: &schedule::Model, err: String) -> Transition {
+/// FAIL without running the step, keeping what is stored; the finish callback still fires.
+fn fail(state: &AppState, row: &schedule::Model, err: String) -> Transition {
     Transition {
         state: State::Fail,
         invoke_count: row.invoke_count,
@@ -50,6 +51,21 @@ fn fail(row: &schedule::Model, err: String) -> Transition {
         err: Some(err),
         run_at: None,
         callback_deadline: None,
+        consumed_callback: None,
+        notify: wants_finish_callback(state, row),
+    }
+}
+
+/// Keep waiting for a callback until `deadline` (woken with nothing to consume).
+fn keep_waiting(row: &schedule::Model, deadline: i64) -> Transition {
+    Transition {
+        state: State::Callback,
+        invoke_count: row.invoke_count,
+        storage: None,
+        outputs: None,
+        err: None,
+        run_at: Some(deadline),
+        callback_deadline: Some(deadline),
         consumed_callback: None,
         notify: false,
     }
@@ -72,7 +88,7 @@ async fn prepare(
             "plugin version {} is not registered in this binary: it was removed or renamed while invocations of it were waiting",
             row.plugin_version
         );
-        return Ok(Prepared::Finish(fail(row, err)));
+        return Ok(Prepared::Finish(fail(state, row, err)));
     }
     let mut delivery = None;
     if left == State::Callback {
@@ -90,15 +106,10 @@ async fn prepare(
                     let waited = state.callback_timeout_of(&row.plugin_version).as_secs();
                     let err =
                         format!("callback timeout: no callback arrived within {waited} seconds");
-                    return Ok(Prepared::Finish(fail(row, err)));
+                    return Ok(Prepared::Finish(fail(state, row, err)));
                 }
                 // Woken early with nothing to consume: wait on until the deadline.
-                let mut wait = fail(row, String::new());
-                wait.state = State::Callback;
-                wait.err = None;
-                wait.run_at = Some(deadline);
-                wait.callback_deadline = Some(deadline);
-                return Ok(Prepared::Finish(wait));
+                return Ok(Prepared::Finish(keep_waiting(row, deadline)));
             }
         }
     }
@@ -113,10 +124,8 @@ async fn prepare(
     let (inputs, context, storage, outputs) = match parsed {
         Ok(parts) => parts,
         Err(e) => {
-            return Ok(Prepared::Finish(fail(
-                row,
-                format!("stored invocation is corrupt: {e}"),
-            )));
+            let err = format!("stored invocation is corrupt: {e}");
+            return Ok(Prepared::Finish(fail(state, row, err)));
         }
     };
     let consumed = delivery.as_ref().map(|d| d.id.clone());
@@ -196,10 +205,9 @@ fn transition_for(
         }
         // Too large to keep: the run's storage and outputs are dropped, the invocation fails.
         Err(err) => Transition {
-            notify: wants_finish_callback(state, row),
             consumed_callback,
             invoke_count,
-            ..fail(row, err)
+            ..fail(state, row, err)
         },
     }
 }
@@ -209,7 +217,9 @@ fn wants_finish_callback(state: &AppState, row: &schedule::Model) -> bool {
         .registry
         .get(&row.plugin_version)
         .is_some_and(|v| v.enable_plugin_callback());
-    enabled && row.context.contains("plugin_callback_info")
+    enabled
+        && serde_json::from_str::<Value>(&row.context)
+            .is_ok_and(|c| c.get("plugin_callback_info").is_some_and(Value::is_object))
 }
 
 /// Writes the transition, retrying transient database errors with backoff for as long as the
