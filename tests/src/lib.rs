@@ -144,21 +144,19 @@ impl TestDb {
     }
 }
 
-/// The fixture plugin binary, built by `cargo test --workspace` next to this test executable.
+/// The fixture plugin binary, built by `cargo test --workspace` next to this test executable
+/// (tests live in `<profile>/deps/`, binaries such as the bench harness in `<profile>/`).
 pub fn fixture_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let binary = profile_dir.join("bkp-fixtures");
-    assert!(
-        binary.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p bkp-fixtures` first)",
-        binary.display()
-    );
-    binary
+    let dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    let candidates = [dir.join("bkp-fixtures"), dir.join("../bkp-fixtures")];
+    let found = candidates.iter().find(|p| p.is_file()).cloned();
+    found.unwrap_or_else(|| {
+        panic!(
+            "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p bkp-fixtures` first)",
+            candidates[1].display()
+        )
+    })
 }
 
 /// Runs `bkp-fixtures migrate` on `db` (production refuses to start on an unmigrated database).
