@@ -29,6 +29,9 @@ pub mod token;
 pub mod worker;
 
 pub use bk_plugin_core::*;
+
+#[doc = include_str!("../../docs/authoring.md")]
+pub mod guide {}
 pub use plugin_api::{ApiGroup, ApiMethod, ApiRequest, HandlerError, PluginApis};
 
 use std::process::ExitCode;
