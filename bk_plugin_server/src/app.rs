@@ -13,7 +13,8 @@ use crate::auth::GatewayVerifier;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::plugin_api::PluginApis;
-use crate::store::{NewWaiting, Store, StoreError, now_ms};
+use crate::store::batch::{BatchError, Batcher};
+use crate::store::{FinishedStep, NewWaiting, Store, now_ms};
 use crate::token::TokenSigner;
 
 /// The secret that signs callback tokens in dev when none is configured. Never used elsewhere.
@@ -41,6 +42,10 @@ pub struct AppState {
     pub verifier: Option<GatewayVerifier>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Group-commits new waiting invocations.
+    parking: Batcher<NewWaiting, ()>,
+    /// Group-commits finished steps.
+    recorder: Batcher<FinishedStep, bool>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -67,7 +72,34 @@ impl AppState {
             base_url: callback_base_url(&config),
             ttl: config.callback_token_ttl,
         });
+        // SQLite has one writer at a time; the servers take several transactions at once.
+        let writers = match store.connection().get_database_backend() {
+            sea_orm::DatabaseBackend::Sqlite => 1,
+            _ => 4,
+        };
+        let parking = {
+            let store = store.clone();
+            Batcher::spawn(writers, 256, move |rows: Vec<NewWaiting>| {
+                let store = store.clone();
+                async move {
+                    let count = rows.len();
+                    store
+                        .insert_waiting_many(rows)
+                        .await
+                        .map(|()| vec![(); count])
+                }
+            })
+        };
+        let recorder = {
+            let store = store.clone();
+            Batcher::spawn(writers, 256, move |steps: Vec<FinishedStep>| {
+                let store = store.clone();
+                async move { store.finish_steps(steps).await }
+            })
+        };
         Self {
+            parking,
+            recorder,
             registry,
             store,
             config,
@@ -179,7 +211,14 @@ impl AppState {
         Ok((storage, outputs))
     }
 
-    /// Stores a new invocation whose first run asked to wait, and wakes the local worker.
+    /// Records a finished step (group-committed with the others finishing now); false when the
+    /// lease was lost.
+    pub async fn record_step(&self, step: FinishedStep) -> Result<bool, BatchError> {
+        self.recorder.submit(step).await
+    }
+
+    /// Stores a new invocation whose first run asked to wait (group-committed with the others
+    /// arriving now), and wakes the local worker.
     pub async fn park(
         &self,
         version: &str,
@@ -187,7 +226,7 @@ impl AppState {
         inputs: &Value,
         context: &Value,
         outcome: &StepOutcome,
-    ) -> Result<Parked, StoreError> {
+    ) -> Result<Parked, BatchError> {
         let timeout = self.callback_timeout_of(version);
         let Some((run_at, callback_deadline)) = wait_times(&outcome.next, timeout, now_ms()) else {
             return Ok(Parked::NotWaiting);
@@ -196,8 +235,8 @@ impl AppState {
             Ok(text) => text,
             Err(err) => return Ok(Parked::Refused(err)),
         };
-        self.store
-            .insert_waiting(NewWaiting {
+        self.parking
+            .submit(NewWaiting {
                 trace_id: trace_id.to_string(),
                 version: version.to_string(),
                 state: outcome.state(),

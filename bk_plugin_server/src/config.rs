@@ -68,7 +68,7 @@ pub struct Config {
     /// `BK_PLUGIN_MAX_STATE_BYTES` (default 4 MiB): the most a waiting invocation's storage and
     /// outputs may take together; a step that leaves more fails with a clear err.
     pub max_state_bytes: usize,
-    /// `BK_PLUGIN_WORKER_CONCURRENCY` (default 64): steps one worker runs at once.
+    /// `BK_PLUGIN_WORKER_CONCURRENCY` (default 256): steps one worker runs at once.
     pub worker_concurrency: usize,
     /// `BK_PLUGIN_WORKER_POLL_MS` (default 200): how often an idle worker looks for work that
     /// other processes created.
@@ -141,7 +141,7 @@ impl Config {
             )?),
             max_body_bytes: parsed("BK_PLUGIN_MAX_BODY_BYTES", 10 * 1024 * 1024)?,
             max_state_bytes: parsed("BK_PLUGIN_MAX_STATE_BYTES", 4 * 1024 * 1024)?,
-            worker_concurrency: parsed("BK_PLUGIN_WORKER_CONCURRENCY", 64usize)?.max(1),
+            worker_concurrency: parsed("BK_PLUGIN_WORKER_CONCURRENCY", 256usize)?.max(1),
             worker_poll_interval: Duration::from_millis(
                 parsed("BK_PLUGIN_WORKER_POLL_MS", 200u64)?.max(10),
             ),

@@ -170,11 +170,15 @@ async fn two_worker_processes_finish_every_invocation_exactly_once(db: &TestDb) 
 
 async fn a_worker_killed_mid_work_loses_nothing(db: &TestDb) {
     let web = Plugin::launch(db, Launch::web_only()).await;
-    let ids = invoke_polls(&web, 600, json!({"interval": 0, "polls": 3})).await;
+    let ids = invoke_polls(&web, 600, json!({"interval": 0, "polls": 20})).await;
     let short_lease = || Launch::worker().env("BK_PLUGIN_LEASE_SECONDS", "2");
     let mut doomed = Plugin::launch(db, short_lease()).await;
-    // Let it get well into the work, then kill -9 it with rows leased.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Kill -9 it as soon as it is working, with rows leased.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !doomed.log_text().contains("step recorded") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
     doomed.kill();
     assert!(
         doomed.log_text().contains("step recorded"),
@@ -214,7 +218,7 @@ async fn a_worker_killed_mid_work_loses_nothing(db: &TestDb) {
     let finished = wait_all(&web, &ids, Duration::from_secs(120)).await;
     for done in &finished {
         assert_eq!(done["state"], json!(4), "{done}");
-        assert_eq!(done["outputs"]["polls_done"], json!(3), "{done}");
+        assert_eq!(done["outputs"]["polls_done"], json!(20), "{done}");
     }
 }
 

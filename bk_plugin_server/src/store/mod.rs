@@ -4,6 +4,7 @@
 //! Every transition of a leased row is guarded by the state it leaves and the lease owner, so
 //! a paused or stale worker whose lease was taken over can never overwrite newer progress.
 
+pub mod batch;
 pub mod entity;
 pub mod migration;
 
@@ -167,32 +168,7 @@ impl Store {
 
     /// Writes a waiting invocation.
     pub async fn insert_waiting(&self, row: NewWaiting) -> Result<(), StoreError> {
-        let now = now_ms();
-        let model = schedule::ActiveModel {
-            trace_id: Set(row.trace_id),
-            plugin_version: Set(row.version),
-            state: Set(row.state.as_i32()),
-            invoke_count: Set(1),
-            inputs: Set(row.inputs),
-            context: Set(row.context),
-            storage: Set(row.storage),
-            outputs: Set(row.outputs),
-            error: Set(None),
-            run_at: Set(Some(row.run_at)),
-            lease_owner: Set(None),
-            lease_until: Set(None),
-            callback_deadline: Set(row.callback_deadline),
-            notify_state: Set(notify::NONE),
-            notify_attempts: Set(0),
-            notify_at: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            finished_at: Set(None),
-        };
-        schedule::Entity::insert(model)
-            .exec_without_returning(&self.db)
-            .await?;
-        Ok(())
+        self.insert_waiting_many(vec![row]).await
     }
 
     /// One invocation by trace id.
@@ -321,8 +297,7 @@ impl Store {
     }
 
     /// Moves a leased row out of the step `owner` ran from `left`. Returns false (and changes
-    /// nothing) when the lease was lost or the row moved on. One transaction: the row, the
-    /// consumed callback, and an immediate re-run when a callback arrived mid-step.
+    /// nothing) when the lease was lost or the row moved on.
     pub async fn finish_step(
         &self,
         trace_id: &str,
@@ -330,74 +305,45 @@ impl Store {
         left: State,
         transition: Transition,
     ) -> Result<bool, StoreError> {
+        let step = FinishedStep {
+            trace_id: trace_id.to_string(),
+            owner: owner.to_string(),
+            left,
+            transition,
+        };
+        Ok(self
+            .finish_steps(vec![step])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+
+    /// Records many finished steps in one transaction (one commit, one fsync): for each, the
+    /// guarded row update, the consumed callback, and an immediate re-run when a callback
+    /// arrived mid-step. Returns, per step, whether it was recorded (false: lease lost).
+    pub async fn finish_steps(&self, steps: Vec<FinishedStep>) -> Result<Vec<bool>, StoreError> {
         let now = now_ms();
         let txn = self.db.begin().await?;
-        let terminal = transition.state.is_terminal();
-        let mut update = schedule::Entity::update_many()
-            .col_expr(
-                schedule::Column::State,
-                Expr::value(transition.state.as_i32()),
-            )
-            .col_expr(
-                schedule::Column::InvokeCount,
-                Expr::value(transition.invoke_count),
-            )
-            .col_expr(schedule::Column::Error, Expr::value(transition.err))
-            .col_expr(schedule::Column::RunAt, Expr::value(transition.run_at))
-            .col_expr(
-                schedule::Column::CallbackDeadline,
-                Expr::value(transition.callback_deadline),
-            )
-            .col_expr(
-                schedule::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                schedule::Column::LeaseUntil,
-                Expr::value(Option::<i64>::None),
-            )
-            .col_expr(schedule::Column::UpdatedAt, Expr::value(now));
-        if let Some(storage) = transition.storage {
-            update = update.col_expr(schedule::Column::Storage, Expr::value(storage));
-        }
-        if let Some(outputs) = transition.outputs {
-            update = update.col_expr(schedule::Column::Outputs, Expr::value(outputs));
-        }
-        if terminal {
-            update = update.col_expr(schedule::Column::FinishedAt, Expr::value(now));
-        }
-        if transition.notify {
-            update = update
-                .col_expr(schedule::Column::NotifyState, Expr::value(notify::PENDING))
-                .col_expr(schedule::Column::NotifyAt, Expr::value(now));
-        }
-        let result = update
-            .filter(schedule::Column::TraceId.eq(trace_id))
-            .filter(schedule::Column::State.eq(left.as_i32()))
-            .filter(schedule::Column::LeaseOwner.eq(owner))
-            .exec(&txn)
-            .await?;
-        if result.rows_affected != 1 {
-            txn.rollback().await?;
-            return Ok(false);
-        }
-        if let Some(callback_id) = transition.consumed_callback {
-            callback::Entity::update_many()
-                .col_expr(callback::Column::Consumed, Expr::value(true))
-                .filter(callback::Column::TraceId.eq(trace_id))
-                .filter(callback::Column::CallbackId.eq(callback_id))
-                .exec(&txn)
-                .await?;
-        }
-        if transition.state == State::Callback && has_unconsumed(&txn, trace_id).await? {
-            schedule::Entity::update_many()
-                .col_expr(schedule::Column::RunAt, Expr::value(now))
-                .filter(schedule::Column::TraceId.eq(trace_id))
-                .exec(&txn)
-                .await?;
+        let mut recorded = Vec::with_capacity(steps.len());
+        for step in steps {
+            recorded.push(record_step(&txn, step, now).await?);
         }
         txn.commit().await?;
-        Ok(true)
+        Ok(recorded)
+    }
+
+    /// Writes many new waiting invocations in one statement.
+    pub async fn insert_waiting_many(&self, rows: Vec<NewWaiting>) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let models = rows.into_iter().map(|row| waiting_model(row, now));
+        schedule::Entity::insert_many(models)
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
     }
 
     /// Stores a delivered callback and makes the invocation runnable. A duplicate of a callback
@@ -641,6 +587,122 @@ impl Store {
             .await?;
         Ok(deleted.rows_affected)
     }
+}
+
+/// One step to record with [`Store::finish_steps`].
+#[derive(Debug, Clone)]
+pub struct FinishedStep {
+    /// The invocation.
+    pub trace_id: String,
+    /// The worker that leased it.
+    pub owner: String,
+    /// The state the step ran from.
+    pub left: State,
+    /// How it ends.
+    pub transition: Transition,
+}
+
+fn waiting_model(row: NewWaiting, now: i64) -> schedule::ActiveModel {
+    schedule::ActiveModel {
+        trace_id: Set(row.trace_id),
+        plugin_version: Set(row.version),
+        state: Set(row.state.as_i32()),
+        invoke_count: Set(1),
+        inputs: Set(row.inputs),
+        context: Set(row.context),
+        storage: Set(row.storage),
+        outputs: Set(row.outputs),
+        error: Set(None),
+        run_at: Set(Some(row.run_at)),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        callback_deadline: Set(row.callback_deadline),
+        notify_state: Set(notify::NONE),
+        notify_attempts: Set(0),
+        notify_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        finished_at: Set(None),
+    }
+}
+
+/// The guarded transition of one step, inside the caller's transaction.
+async fn record_step<C: ConnectionTrait>(
+    db: &C,
+    step: FinishedStep,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let FinishedStep {
+        trace_id,
+        owner,
+        left,
+        transition,
+    } = step;
+    let terminal = transition.state.is_terminal();
+    let mut update = schedule::Entity::update_many()
+        .col_expr(
+            schedule::Column::State,
+            Expr::value(transition.state.as_i32()),
+        )
+        .col_expr(
+            schedule::Column::InvokeCount,
+            Expr::value(transition.invoke_count),
+        )
+        .col_expr(schedule::Column::Error, Expr::value(transition.err))
+        .col_expr(schedule::Column::RunAt, Expr::value(transition.run_at))
+        .col_expr(
+            schedule::Column::CallbackDeadline,
+            Expr::value(transition.callback_deadline),
+        )
+        .col_expr(
+            schedule::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            schedule::Column::LeaseUntil,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(schedule::Column::UpdatedAt, Expr::value(now));
+    if let Some(storage) = transition.storage {
+        update = update.col_expr(schedule::Column::Storage, Expr::value(storage));
+    }
+    if let Some(outputs) = transition.outputs {
+        update = update.col_expr(schedule::Column::Outputs, Expr::value(outputs));
+    }
+    if terminal {
+        update = update.col_expr(schedule::Column::FinishedAt, Expr::value(now));
+    }
+    if transition.notify {
+        update = update
+            .col_expr(schedule::Column::NotifyState, Expr::value(notify::PENDING))
+            .col_expr(schedule::Column::NotifyAt, Expr::value(now));
+    }
+    let result = update
+        .filter(schedule::Column::TraceId.eq(trace_id.as_str()))
+        .filter(schedule::Column::State.eq(left.as_i32()))
+        .filter(schedule::Column::LeaseOwner.eq(owner))
+        .exec(db)
+        .await?;
+    if result.rows_affected != 1 {
+        // The lease was lost: this step changes nothing.
+        return Ok(false);
+    }
+    if let Some(callback_id) = transition.consumed_callback {
+        callback::Entity::update_many()
+            .col_expr(callback::Column::Consumed, Expr::value(true))
+            .filter(callback::Column::TraceId.eq(trace_id.as_str()))
+            .filter(callback::Column::CallbackId.eq(callback_id))
+            .exec(db)
+            .await?;
+    }
+    if transition.state == State::Callback && has_unconsumed(db, &trace_id).await? {
+        schedule::Entity::update_many()
+            .col_expr(schedule::Column::RunAt, Expr::value(now))
+            .filter(schedule::Column::TraceId.eq(trace_id.as_str()))
+            .exec(db)
+            .await?;
+    }
+    Ok(true)
 }
 
 async fn has_unconsumed<C: ConnectionTrait>(db: &C, trace_id: &str) -> Result<bool, DbErr> {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::app::{AppState, wait_times};
 use crate::metrics::StepTimer;
 use crate::store::entity::schedule;
-use crate::store::{StoreError, Transition, now_ms};
+use crate::store::{FinishedStep, StoreError, Transition, now_ms};
 
 /// Runs the step of a row this worker leased, then moves the row on (guarded by the lease).
 pub(crate) async fn run_claimed(state: &Arc<AppState>, owner: &str, row: schedule::Model) {
@@ -234,11 +234,13 @@ async fn record(
     let mut backoff = Duration::from_millis(50);
     let give_up = std::time::Instant::now() + state.config.lease;
     loop {
-        match state
-            .store
-            .finish_step(&row.trace_id, owner, left, transition.clone())
-            .await
-        {
+        let step = FinishedStep {
+            trace_id: row.trace_id.clone(),
+            owner: owner.to_string(),
+            left,
+            transition: transition.clone(),
+        };
+        match state.record_step(step).await {
             Ok(true) => {
                 tracing::info!(trace_id = %row.trace_id, state = %transition.state, "step recorded");
                 if transition.state == State::Callback || transition.state == State::Poll {
