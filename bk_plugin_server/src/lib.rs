@@ -30,6 +30,11 @@ pub mod worker;
 
 pub use bk_plugin_core::*;
 
+/// Re-exported so that a plugin project needs no dependency but this crate: `serde_json` for
+/// JSON values and `json!`, `tracing` for logging (every line is tagged with the trace id).
+pub use serde_json;
+pub use tracing;
+
 #[doc = include_str!("../../docs/authoring.md")]
 pub mod guide {}
 pub use plugin_api::{ApiGroup, ApiMethod, ApiRequest, HandlerError, PluginApis};

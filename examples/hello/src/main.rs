@@ -7,6 +7,7 @@
 //! ```
 
 use bk_plugin_server::prelude::*;
+use bk_plugin_server::tracing;
 
 /// What the caller fills in.
 #[inputs]
@@ -68,8 +69,8 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bk_plugin_server::serde_json::json;
     use bk_plugin_server::testing::Harness;
-    use serde_json::json;
 
     #[tokio::test]
     async fn greets_at_once_without_delay() {
