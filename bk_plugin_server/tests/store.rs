@@ -1,0 +1,251 @@
+//! The schedule store's guarded transitions, on SQLite and (when their URLs are set)
+//! PostgreSQL and MariaDB, each test on its own database.
+#![allow(missing_docs)]
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use bk_plugin_core::State;
+use bk_plugin_server::store::{CallbackAcceptance, NewWaiting, Store, Transition, notify, now_ms};
+use bkp_blackbox_tests::{TestDb, on_every_backend};
+
+on_every_backend!(
+    a_callback_during_a_running_poll_step_is_kept_and_runs_right_after,
+    two_claimers_never_get_the_same_row,
+    a_stale_worker_cannot_overwrite_the_progress_of_the_worker_that_took_over,
+    a_duplicate_callback_is_recognised_and_a_finished_invocation_takes_none,
+    cleanup_deletes_old_finished_rows_but_keeps_pending_notifications,
+);
+
+async fn store(db: &TestDb) -> Store {
+    let store = Store::connect(&db.url, 4)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    store.migrate().await.unwrap_or_else(|e| panic!("{e}"));
+    store
+}
+
+fn trace(i: usize) -> String {
+    format!("{i:032x}")
+}
+
+fn waiting(i: usize, state: State, run_at: i64) -> NewWaiting {
+    NewWaiting {
+        trace_id: trace(i),
+        version: "1.0.0".into(),
+        state,
+        inputs: "{}".into(),
+        context: "{}".into(),
+        storage: "{}".into(),
+        outputs: "{}".into(),
+        run_at,
+        callback_deadline: None,
+    }
+}
+
+fn to(state: State, run_at: Option<i64>) -> Transition {
+    Transition {
+        state,
+        invoke_count: 2,
+        storage: Some("{\"n\": 1}".into()),
+        outputs: Some("{}".into()),
+        err: None,
+        run_at,
+        callback_deadline: run_at,
+        consumed_callback: None,
+        notify: false,
+    }
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+async fn a_callback_during_a_running_poll_step_is_kept_and_runs_right_after(db: &TestDb) {
+    let store = store(db).await;
+    store
+        .insert_waiting(waiting(1, State::Poll, now_ms()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let claimed = store.claim_due("a", LEASE, 10).await.unwrap_or_default();
+    assert_eq!(claimed.len(), 1);
+    // The step is running (leased, POLL) when the callback arrives: it is kept, not refused.
+    let accepted = store
+        .accept_callback(&trace(1), &trace(99), "{\"ok\": 1}".into())
+        .await
+        .ok();
+    assert_eq!(
+        accepted,
+        Some(CallbackAcceptance::Accepted { runnable: false })
+    );
+    // The step then asks to wait for a callback: the one that already came makes it due now.
+    let far = now_ms() + 3_600_000;
+    let recorded = store
+        .finish_step(&trace(1), "a", State::Poll, to(State::Callback, Some(far)))
+        .await;
+    assert_eq!(recorded.ok(), Some(true));
+    let row = store
+        .get(&trace(1))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("row"));
+    assert!(
+        row.run_at.unwrap_or(i64::MAX) <= now_ms(),
+        "runnable at once"
+    );
+    let again = store.claim_due("b", LEASE, 10).await.unwrap_or_default();
+    assert_eq!(again.len(), 1);
+    let inbox = store.oldest_callback(&trace(1)).await.ok().flatten();
+    assert_eq!(inbox.map(|c| c.callback_id), Some(trace(99)));
+}
+
+async fn two_claimers_never_get_the_same_row(db: &TestDb) {
+    let store = store(db).await;
+    let rows: Vec<_> = (0..100)
+        .map(|i| waiting(i, State::Poll, now_ms() - 1))
+        .collect();
+    store
+        .insert_waiting_many(rows)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (a, b) = tokio::join!(
+        store.claim_due("a", LEASE, 60),
+        store.claim_due("b", LEASE, 60)
+    );
+    let (a, b) = (a.unwrap_or_default(), b.unwrap_or_default());
+    let ids_a: HashSet<_> = a.iter().map(|r| r.trace_id.clone()).collect();
+    let ids_b: HashSet<_> = b.iter().map(|r| r.trace_id.clone()).collect();
+    assert!(ids_a.is_disjoint(&ids_b), "a row was claimed twice");
+    assert!(a.iter().all(|r| r.lease_owner.as_deref() == Some("a")));
+    let rest = store.claim_due("c", LEASE, 100).await.unwrap_or_default();
+    assert_eq!(
+        ids_a.len() + ids_b.len() + rest.len(),
+        100,
+        "every due row is claimed exactly once"
+    );
+}
+
+async fn a_stale_worker_cannot_overwrite_the_progress_of_the_worker_that_took_over(db: &TestDb) {
+    let store = store(db).await;
+    store
+        .insert_waiting(waiting(2, State::Poll, now_ms() - 1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stale = store
+        .claim_due("stale", Duration::from_millis(1), 1)
+        .await
+        .unwrap_or_default();
+    assert_eq!(stale.len(), 1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let fresh = store.claim_due("fresh", LEASE, 1).await.unwrap_or_default();
+    assert_eq!(fresh.len(), 1, "an expired lease is taken back");
+    let fresh_done = store
+        .finish_step(&trace(2), "fresh", State::Poll, to(State::Success, None))
+        .await;
+    assert_eq!(fresh_done.ok(), Some(true));
+    let stale_done = store
+        .finish_step(&trace(2), "stale", State::Poll, to(State::Fail, None))
+        .await;
+    assert_eq!(
+        stale_done.ok(),
+        Some(false),
+        "the stale worker's write is refused"
+    );
+    let row = store
+        .get(&trace(2))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("row"));
+    assert_eq!(row.state, 4);
+    assert!(row.finished_at.is_some() && row.lease_owner.is_none());
+}
+
+async fn a_duplicate_callback_is_recognised_and_a_finished_invocation_takes_none(db: &TestDb) {
+    let store = store(db).await;
+    let row = waiting(3, State::Callback, now_ms() + 60_000);
+    store
+        .insert_waiting(row)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let first = store
+        .accept_callback(&trace(3), &trace(7), "{}".into())
+        .await
+        .ok();
+    assert_eq!(first, Some(CallbackAcceptance::Accepted { runnable: true }));
+    let second = store
+        .accept_callback(&trace(3), &trace(7), "{}".into())
+        .await
+        .ok();
+    assert_eq!(second, Some(CallbackAcceptance::Duplicate));
+    let missing = store
+        .accept_callback(&trace(404), &trace(7), "{}".into())
+        .await
+        .ok();
+    assert_eq!(missing, Some(CallbackAcceptance::NotFound));
+    let claimed = store.claim_due("w", LEASE, 1).await.unwrap_or_default();
+    assert_eq!(claimed.len(), 1, "the callback made it due");
+    let mut done = to(State::Success, None);
+    done.consumed_callback = Some(trace(7));
+    let recorded = store
+        .finish_step(&trace(3), "w", State::Callback, done)
+        .await;
+    assert_eq!(recorded.ok(), Some(true));
+    let late = store
+        .accept_callback(&trace(3), &trace(8), "{}".into())
+        .await
+        .ok();
+    assert_eq!(late, Some(CallbackAcceptance::NotWaiting(State::Success)));
+    assert!(
+        store
+            .oldest_callback(&trace(3))
+            .await
+            .ok()
+            .flatten()
+            .is_none(),
+        "consumed"
+    );
+}
+
+async fn cleanup_deletes_old_finished_rows_but_keeps_pending_notifications(db: &TestDb) {
+    let store = store(db).await;
+    for i in 10..14 {
+        let row = waiting(i, State::Poll, now_ms() - 1);
+        store
+            .insert_waiting(row)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    store.claim_due("w", LEASE, 10).await.unwrap_or_default();
+    for i in 10..14 {
+        let mut finished = to(State::Success, None);
+        finished.notify = i == 13;
+        let recorded = store
+            .finish_step(&trace(i), "w", State::Poll, finished)
+            .await;
+        assert_eq!(recorded.ok(), Some(true));
+    }
+    let deleted = store
+        .delete_finished_before(now_ms() + 1_000, 2)
+        .await
+        .unwrap_or(0);
+    assert_eq!(deleted, 2, "one batch of 2");
+    let deleted = store
+        .delete_finished_before(now_ms() + 1_000, 100)
+        .await
+        .unwrap_or(0);
+    assert_eq!(deleted, 1, "the row with a pending finish callback stays");
+    let kept = store
+        .get(&trace(13))
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.notify_state);
+    assert_eq!(kept, Some(notify::PENDING));
+    assert_eq!(
+        store
+            .delete_finished_before(now_ms() - 60_000, 100)
+            .await
+            .unwrap_or(9),
+        0
+    );
+}
