@@ -95,9 +95,9 @@ impl<'a> Walker<'a> {
             return; // Option fields accept null; serde reports the others.
         }
         match schema.get("type").and_then(Value::as_str) {
-            Some("integer") => self.to_integer(value),
-            Some("number") => self.to_number(value),
-            Some("boolean") => self.to_boolean(value),
+            Some("integer") => self.coerce_integer(value),
+            Some("number") => self.coerce_number(value),
+            Some("boolean") => self.coerce_boolean(value),
             Some("string") => to_string(value),
             Some("array") => self.visit_array(value, schema, depth),
             Some("object") => self.visit_object(value, schema, depth),
@@ -146,7 +146,7 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn to_integer(&mut self, value: &mut Value) {
+    fn coerce_integer(&mut self, value: &mut Value) {
         let converted = match value {
             Value::Number(n) if n.is_i64() || n.is_u64() => return,
             Value::Number(n) => n.as_f64().and_then(integral),
@@ -160,7 +160,7 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn to_number(&mut self, value: &mut Value) {
+    fn coerce_number(&mut self, value: &mut Value) {
         let converted = match value {
             Value::Number(_) => return,
             Value::String(s) => parse_integer(s.trim()).or_else(|| {
@@ -179,7 +179,7 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn to_boolean(&mut self, value: &mut Value) {
+    fn coerce_boolean(&mut self, value: &mut Value) {
         let converted = match value {
             Value::Bool(_) => return,
             Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
@@ -188,8 +188,8 @@ impl<'a> Walker<'a> {
                 _ => None,
             },
             Value::Number(n) => match n.as_f64() {
-                Some(x) if x == 1.0 => Some(true),
-                Some(x) if x == 0.0 => Some(false),
+                Some(1.0) => Some(true),
+                Some(0.0) => Some(false),
                 _ => None,
             },
             _ => None,

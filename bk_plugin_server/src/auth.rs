@@ -161,10 +161,10 @@ impl GatewayVerifier {
 
 /// Reads `APIGW_PUBLIC_KEY` or the file named by `APIGW_PUBLIC_KEY_FILE`.
 pub fn public_key_from_env() -> Result<Option<String>, String> {
-    if let Ok(pem) = std::env::var("APIGW_PUBLIC_KEY") {
-        if !pem.trim().is_empty() {
-            return Ok(Some(pem.replace("\\n", "\n")));
-        }
+    if let Ok(pem) = std::env::var("APIGW_PUBLIC_KEY")
+        && !pem.trim().is_empty()
+    {
+        return Ok(Some(pem.replace("\\n", "\n")));
     }
     match std::env::var("APIGW_PUBLIC_KEY_FILE") {
         Ok(path) if !path.trim().is_empty() => std::fs::read_to_string(&path)

@@ -129,17 +129,17 @@ impl TestDb {
 
     /// Drops the database (PostgreSQL / MySQL); call at the end of a test.
     pub async fn drop_database(self) {
-        if let Some(server) = &self.server_url {
-            if let Ok(admin) = Database::connect(server).await {
-                let sql = match self.backend {
-                    Backend::Postgres => {
-                        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)
-                    }
-                    _ => format!("DROP DATABASE IF EXISTS {}", self.name),
-                };
-                let _ = admin.execute_unprepared(&sql).await;
-                let _ = admin.close().await;
-            }
+        if let Some(server) = &self.server_url
+            && let Ok(admin) = Database::connect(server).await
+        {
+            let sql = match self.backend {
+                Backend::Postgres => {
+                    format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)
+                }
+                _ => format!("DROP DATABASE IF EXISTS {}", self.name),
+            };
+            let _ = admin.execute_unprepared(&sql).await;
+            let _ = admin.close().await;
         }
     }
 }
@@ -313,10 +313,9 @@ impl Plugin {
                 .get(format!("{}/bk_plugin/meta", self.base))
                 .send()
                 .await
+                && r.status().is_success()
             {
-                if r.status().is_success() {
-                    return;
-                }
+                return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("the fixture exited with {status}:\n{}", self.log_text());

@@ -242,10 +242,7 @@ async fn receiver(answers: Vec<&'static str>) -> (String, Arc<Mutex<Vec<Value>>>
         while let Ok((mut socket, _)) = listener.accept().await {
             let mut buffer = Vec::new();
             let mut chunk = [0u8; 4096];
-            loop {
-                let Ok(n) = socket.read(&mut chunk).await else {
-                    break;
-                };
+            while let Ok(n) = socket.read(&mut chunk).await {
                 if n == 0 {
                     break;
                 }

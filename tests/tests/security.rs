@@ -226,7 +226,8 @@ async fn allow_scope_allows_listed_scopes_denies_others_and_ignores_unlisted_app
     let dispatch =
         json!({"url": "/bk_plugin/plugin_api/echo/", "method": "GET", "username": "u", "data": {}})
             .to_string();
-    let cases: [(&str, &str, &[(&str, &str)], u16); 5] = [
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], u16);
+    let cases: [Case<'_>; 5] = [
         (
             "listed, allowed",
             &sops,

@@ -113,10 +113,10 @@ async fn post(client: &reqwest::Client, url: &str, data: &Value) -> Result<(), S
         return Err(format!("answered HTTP {status}"));
     }
     let body = response.bytes().await.map_err(|e| e.to_string())?;
-    if let Ok(json) = serde_json::from_slice::<Value>(&body) {
-        if json.get("result") == Some(&Value::Bool(false)) {
-            return Err("answered result: false".into());
-        }
+    if let Ok(json) = serde_json::from_slice::<Value>(&body)
+        && json.get("result") == Some(&Value::Bool(false))
+    {
+        return Err("answered result: false".into());
     }
     Ok(())
 }

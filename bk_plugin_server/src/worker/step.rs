@@ -22,7 +22,7 @@ pub(crate) async fn run_claimed(state: &Arc<AppState>, owner: &str, row: schedul
     let transition = match prepare(state, &row, left).await {
         Ok(Prepared::Run(input, consumed)) => {
             let heartbeat = spawn_heartbeat(state.clone(), trace_id.clone(), owner.to_string());
-            let outcome = run_step(state, &row, input).await;
+            let outcome = run_step(state, &row, *input).await;
             heartbeat.abort();
             transition_for(state, &row, outcome, consumed)
         }
@@ -37,7 +37,7 @@ pub(crate) async fn run_claimed(state: &Arc<AppState>, owner: &str, row: schedul
 }
 
 enum Prepared {
-    Run(StepInput, Option<String>),
+    Run(Box<StepInput>, Option<String>),
     Finish(Transition),
 }
 
@@ -139,7 +139,7 @@ async fn prepare(
         outputs,
         callback: delivery,
     };
-    Ok(Prepared::Run(input, consumed))
+    Ok(Prepared::Run(Box::new(input), consumed))
 }
 
 async fn run_step(state: &AppState, row: &schedule::Model, input: StepInput) -> StepOutcome {

@@ -620,7 +620,7 @@ fn render(table: &Table) -> String {
     for (row, [rust, python]) in &table.rows {
         let number = |v: &Option<String>| {
             v.as_ref()
-                .and_then(|t| t.split(|c: char| c == '/' || c == ' ').next())
+                .and_then(|t| t.split(['/', ' ']).next())
                 .and_then(|n| n.parse::<f64>().ok())
         };
         let ratio = match (number(rust), number(python)) {

@@ -61,10 +61,10 @@ impl MigrationTrait for Migration {
                             .integer()
                             .not_null(),
                     )
-                    .col(&mut json_text(manager, BkpSchedule::Inputs))
-                    .col(&mut json_text(manager, BkpSchedule::Context))
-                    .col(&mut json_text(manager, BkpSchedule::Storage))
-                    .col(&mut json_text(manager, BkpSchedule::Outputs))
+                    .col(json_text(manager, BkpSchedule::Inputs))
+                    .col(json_text(manager, BkpSchedule::Context))
+                    .col(json_text(manager, BkpSchedule::Storage))
+                    .col(json_text(manager, BkpSchedule::Outputs))
                     .col(ColumnDef::new(BkpSchedule::Err).text().null())
                     .col(ColumnDef::new(BkpSchedule::RunAt).big_integer().null())
                     .col(

@@ -40,7 +40,7 @@ impl MigrationTrait for Migration {
                             .string_len(32)
                             .not_null(),
                     )
-                    .col(&mut json_text(manager, BkpCallback::Data))
+                    .col(json_text(manager, BkpCallback::Data))
                     .col(
                         ColumnDef::new(BkpCallback::Consumed)
                             .boolean()
