@@ -18,6 +18,22 @@ use bkp_blackbox_tests::{Backend, Launch, Plugin, TestDb, fixture_binary, free_p
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 
+/// The sync-invoke scenarios: key, version, request body, row name.
+const SYNC: [(char, &str, &str, &str); 2] = [
+    (
+        'a',
+        "1.6.0",
+        r#"{"inputs": {}, "context": {}}"#,
+        "a. sync invoke, empty 1.6.0",
+    ),
+    (
+        'b',
+        "1.5.0",
+        r#"{"inputs": {"action": "go", "options": {"name": "n", "value": "5"}, "tags": ["x", "y"], "count": "7"}, "context": {"biz_id": "3"}}"#,
+        "b. sync invoke, nested 1.5.0",
+    ),
+];
+
 struct Options {
     scenarios: Vec<char>,
     python: bool,
@@ -90,6 +106,18 @@ struct WrkResult {
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
+}
+
+impl WrkResult {
+    /// Puts req/s, p50 / p99 and any errors into the table under `row`.
+    fn record(&self, table: &mut Table, row: &str, python: bool) {
+        table.put(&format!("{row} req/s"), python, format!("{:.0}", self.rps));
+        let latency = format!("{:.2} / {:.2} ms", self.p50_ms, self.p99_ms);
+        table.put(&format!("{row} p50 / p99"), python, latency);
+        if self.errors > 0 {
+            table.put(&format!("{row} errors"), python, self.errors.to_string());
+        }
+    }
 }
 
 fn parse_ms(text: &str) -> f64 {
@@ -235,20 +263,7 @@ async fn rust_scenarios(options: &Options, backend: Backend, table: &mut Table) 
         );
     }
     let plugin = Plugin::start(&db).await;
-    for (key, version, body, name) in [
-        (
-            'a',
-            "1.6.0",
-            r#"{"inputs": {}, "context": {}}"#,
-            "a. sync invoke, empty 1.6.0",
-        ),
-        (
-            'b',
-            "1.5.0",
-            r#"{"inputs": {"action": "go", "options": {"name": "n", "value": "5"}, "tags": ["x", "y"], "count": "7"}, "context": {"biz_id": "3"}}"#,
-            "b. sync invoke, nested 1.5.0",
-        ),
-    ] {
+    for (key, version, body, name) in SYNC {
         if !has(key) {
             continue;
         }
@@ -260,23 +275,7 @@ async fn rust_scenarios(options: &Options, backend: Backend, table: &mut Table) 
         });
         let result = wrk(&url, body, options.duration);
         let rss = sampler.join().unwrap_or(f64::NAN);
-        table.put(
-            &format!("{name} ({label}) req/s"),
-            false,
-            format!("{:.0}", result.rps),
-        );
-        table.put(
-            &format!("{name} ({label}) p50 / p99"),
-            false,
-            format!("{:.2} / {:.2} ms", result.p50_ms, result.p99_ms),
-        );
-        if result.errors > 0 {
-            table.put(
-                &format!("{name} ({label}) errors"),
-                false,
-                result.errors.to_string(),
-            );
-        }
+        result.record(table, &format!("{name} ({label})"), false);
         if key == 'a' {
             table.put(
                 &format!("f. RSS under load a ({label})"),
@@ -525,36 +524,10 @@ async fn python_scenarios(options: &Options, table: &mut Table) {
     }
     let base = format!("http://127.0.0.1:{port}");
     let has = |c: char| options.scenarios.contains(&c);
-    for (key, version, body, name) in [
-        (
-            'a',
-            "1.6.0",
-            r#"{"inputs": {}, "context": {}}"#,
-            "a. sync invoke, empty 1.6.0",
-        ),
-        (
-            'b',
-            "1.5.0",
-            r#"{"inputs": {"action": "go", "options": {"name": "n", "value": "5"}, "tags": ["x", "y"], "count": "7"}, "context": {"biz_id": "3"}}"#,
-            "b. sync invoke, nested 1.5.0",
-        ),
-    ] {
+    for (key, version, body, name) in SYNC {
         if has(key) {
-            let result = wrk(
-                &format!("{base}/bk_plugin/invoke/{version}"),
-                body,
-                options.duration,
-            );
-            table.put(
-                &format!("{name} (SQLite) req/s"),
-                true,
-                format!("{:.0}", result.rps),
-            );
-            table.put(
-                &format!("{name} (SQLite) p50 / p99"),
-                true,
-                format!("{:.2} / {:.2} ms", result.p50_ms, result.p99_ms),
-            );
+            let url = format!("{base}/bk_plugin/invoke/{version}");
+            wrk(&url, body, options.duration).record(table, &format!("{name} (SQLite)"), true);
         }
     }
     if has('c') {
