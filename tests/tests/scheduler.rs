@@ -19,7 +19,32 @@ on_every_backend!(
     dropped_database_connections_lose_nothing_and_fail_nothing,
     a_callback_that_never_comes_times_out_with_a_clear_err,
     sigterm_stops_a_worker_cleanly_with_status_zero,
+    a_waiting_invocation_of_a_version_no_longer_in_the_binary_fails_clearly,
 );
+
+async fn a_waiting_invocation_of_a_version_no_longer_in_the_binary_fails_clearly(db: &TestDb) {
+    let web = Plugin::launch(db, Launch::web_only()).await;
+    let ids = invoke_polls(&web, 1, json!({"interval": 0})).await;
+    // As if the binary that stored it had a version this one no longer has.
+    let conn = Database::connect(&db.url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sql = format!(
+        "UPDATE bkp_schedule SET plugin_version = '0.9.0' WHERE trace_id = '{}'",
+        ids[0]
+    );
+    conn.execute_unprepared(&sql)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _worker = Plugin::launch(db, Launch::worker()).await;
+    let done = web.wait_finished(&ids[0], Duration::from_secs(10)).await;
+    assert_eq!(done["state"], json!(5));
+    let err = done["err"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("plugin version 0.9.0 is not registered"),
+        "{err}"
+    );
+}
 
 async fn a_callback_that_never_comes_times_out_with_a_clear_err(db: &TestDb) {
     let plugin = Plugin::launch(
