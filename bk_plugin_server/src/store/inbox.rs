@@ -1,0 +1,109 @@
+//! The callback inbox: delivered callbacks, recognised duplicates, consumption by steps.
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    SqlErr,
+};
+
+use bk_plugin_core::State;
+
+use super::entity::{callback, schedule};
+use super::{Store, StoreError, now_ms};
+
+/// What became of a delivered callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackAcceptance {
+    /// Stored; the invocation re-runs with it.
+    Accepted {
+        /// Whether the row is runnable now (not mid-step).
+        runnable: bool,
+    },
+    /// The same callback was delivered before: nothing changes.
+    Duplicate,
+    /// No such invocation.
+    NotFound,
+    /// The invocation is not waiting for a callback.
+    NotWaiting(State),
+}
+
+impl Store {
+    /// Stores a delivered callback and makes the invocation runnable. A duplicate of a callback
+    /// already delivered changes nothing. A callback for an invocation that is mid-step (POLL or
+    /// CALLBACK, leased) is kept and runs as soon as that step asks to wait for a callback.
+    pub async fn accept_callback(
+        &self,
+        trace_id: &str,
+        callback_id: &str,
+        data: String,
+    ) -> Result<CallbackAcceptance, StoreError> {
+        let Some(row) = self.get(trace_id).await? else {
+            return Ok(CallbackAcceptance::NotFound);
+        };
+        let state = State::from_i32(row.state).unwrap_or(State::Fail);
+        let already = callback::Entity::find_by_id((trace_id.to_string(), callback_id.to_string()))
+            .one(&self.db)
+            .await?
+            .is_some();
+        if already {
+            return Ok(CallbackAcceptance::Duplicate);
+        }
+        let mid_step = row.lease_owner.is_some() && state == State::Poll;
+        if state != State::Callback && !mid_step {
+            return Ok(CallbackAcceptance::NotWaiting(state));
+        }
+        let now = now_ms();
+        let inserted = callback::Entity::insert(callback::ActiveModel {
+            trace_id: Set(trace_id.to_string()),
+            callback_id: Set(callback_id.to_string()),
+            data: Set(data),
+            consumed: Set(false),
+            created_at: Set(now),
+        })
+        .exec_without_returning(&self.db)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return Ok(CallbackAcceptance::Duplicate);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let woke = schedule::Entity::update_many()
+            .col_expr(schedule::Column::RunAt, Expr::value(now))
+            .col_expr(schedule::Column::UpdatedAt, Expr::value(now))
+            .filter(schedule::Column::TraceId.eq(trace_id))
+            .filter(schedule::Column::State.eq(State::Callback.as_i32()))
+            .filter(schedule::Column::LeaseOwner.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(CallbackAcceptance::Accepted {
+            runnable: woke.rows_affected == 1,
+        })
+    }
+
+    /// The oldest callback delivered to `trace_id` that no step has consumed.
+    pub async fn oldest_callback(
+        &self,
+        trace_id: &str,
+    ) -> Result<Option<callback::Model>, StoreError> {
+        Ok(callback::Entity::find()
+            .filter(callback::Column::TraceId.eq(trace_id))
+            .filter(callback::Column::Consumed.eq(false))
+            .order_by_asc(callback::Column::CreatedAt)
+            .one(&self.db)
+            .await?)
+    }
+}
+
+pub(super) async fn has_unconsumed<C: ConnectionTrait>(
+    db: &C,
+    trace_id: &str,
+) -> Result<bool, DbErr> {
+    Ok(callback::Entity::find()
+        .filter(callback::Column::TraceId.eq(trace_id))
+        .filter(callback::Column::Consumed.eq(false))
+        .one(db)
+        .await?
+        .is_some())
+}

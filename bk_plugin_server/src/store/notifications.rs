@@ -1,0 +1,69 @@
+//! Finish-callback deliveries: claiming due ones and recording each attempt.
+
+use std::time::Duration;
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::entity::schedule;
+use super::{Store, StoreError, ms, notify, now_ms};
+
+impl Store {
+    /// Claims finished rows whose finish callback is due.
+    pub async fn claim_notifications(
+        &self,
+        owner: &str,
+        lease: Duration,
+        limit: u64,
+    ) -> Result<Vec<schedule::Model>, StoreError> {
+        let now = now_ms();
+        let candidates: Vec<schedule::Model> = schedule::Entity::find()
+            .filter(schedule::Column::NotifyState.eq(notify::PENDING))
+            .filter(schedule::Column::NotifyAt.lte(now))
+            .order_by_asc(schedule::Column::NotifyAt)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        let mut claimed = Vec::new();
+        for mut row in candidates {
+            // Push notify_at past the lease: another notifier skips it until then.
+            let until = now + ms(lease);
+            let taken = schedule::Entity::update_many()
+                .col_expr(schedule::Column::NotifyAt, Expr::value(until))
+                .col_expr(schedule::Column::LeaseOwner, Expr::value(owner.to_string()))
+                .filter(schedule::Column::TraceId.eq(row.trace_id.clone()))
+                .filter(schedule::Column::NotifyState.eq(notify::PENDING))
+                .filter(schedule::Column::NotifyAt.eq(row.notify_at))
+                .exec(&self.db)
+                .await?;
+            if taken.rows_affected == 1 {
+                row.notify_at = Some(until);
+                claimed.push(row);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Records a finish-callback attempt: delivered, retry at `retry_at`, or given up.
+    pub async fn record_notification(
+        &self,
+        trace_id: &str,
+        attempts: i32,
+        outcome: i16,
+        retry_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        schedule::Entity::update_many()
+            .col_expr(schedule::Column::NotifyState, Expr::value(outcome))
+            .col_expr(schedule::Column::NotifyAttempts, Expr::value(attempts))
+            .col_expr(schedule::Column::NotifyAt, Expr::value(retry_at))
+            .col_expr(
+                schedule::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(schedule::Column::TraceId.eq(trace_id))
+            .filter(schedule::Column::NotifyState.eq(notify::PENDING))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}

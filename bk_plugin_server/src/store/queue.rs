@@ -1,0 +1,407 @@
+//! The schedule queue: writing waiting invocations, claiming due ones with a lease, recording
+//! how their steps end (guarded by state and lease owner), queue depth and cleanup.
+
+use std::time::Duration;
+
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+};
+
+use bk_plugin_core::State;
+
+use super::entity::{callback, schedule};
+use super::inbox::has_unconsumed;
+use super::{Store, StoreError, ms, notify, now_ms};
+
+/// A new waiting invocation, written when its first run asks to wait.
+#[derive(Debug, Clone)]
+pub struct NewWaiting {
+    /// The trace id.
+    pub trace_id: String,
+    /// The plugin version.
+    pub version: String,
+    /// POLL or CALLBACK.
+    pub state: State,
+    /// The invoke's inputs (JSON text).
+    pub inputs: String,
+    /// The invoke's context (JSON text).
+    pub context: String,
+    /// Storage after the first run (JSON text).
+    pub storage: String,
+    /// Outputs after the first run (JSON text).
+    pub outputs: String,
+    /// When the worker picks it up.
+    pub run_at: i64,
+    /// For CALLBACK: when it gives up waiting.
+    pub callback_deadline: Option<i64>,
+}
+
+/// How a leased step ends.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    /// The state the row moves to.
+    pub state: State,
+    /// The new invoke count.
+    pub invoke_count: i32,
+    /// New storage (JSON text), or `None` to keep what is stored.
+    pub storage: Option<String>,
+    /// New outputs (JSON text), or `None` to keep what is stored.
+    pub outputs: Option<String>,
+    /// The `err` of a failure.
+    pub err: Option<String>,
+    /// POLL: when it is due again.
+    pub run_at: Option<i64>,
+    /// CALLBACK: when it gives up waiting.
+    pub callback_deadline: Option<i64>,
+    /// The callback this step consumed.
+    pub consumed_callback: Option<String>,
+    /// Whether a finish callback must be delivered.
+    pub notify: bool,
+}
+
+/// One step to record with [`Store::finish_steps`].
+#[derive(Debug, Clone)]
+pub struct FinishedStep {
+    /// The invocation.
+    pub trace_id: String,
+    /// The worker that leased it.
+    pub owner: String,
+    /// The state the step ran from.
+    pub left: State,
+    /// How it ends.
+    pub transition: Transition,
+}
+
+impl Store {
+    /// Writes a waiting invocation.
+    pub async fn insert_waiting(&self, row: NewWaiting) -> Result<(), StoreError> {
+        self.insert_waiting_many(vec![row]).await
+    }
+
+    /// Writes many new waiting invocations in one statement.
+    pub async fn insert_waiting_many(&self, rows: Vec<NewWaiting>) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let models = rows.into_iter().map(|row| waiting_model(row, now));
+        schedule::Entity::insert_many(models)
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` due rows for `owner` until `lease_until`, oldest due first, in one
+    /// statement (SQLite, PostgreSQL: `UPDATE ... WHERE trace_id IN (SELECT ... FOR UPDATE SKIP
+    /// LOCKED) RETURNING *`) or one transaction (MySQL: `SELECT ... FOR UPDATE SKIP LOCKED`,
+    /// then `UPDATE`).
+    pub async fn claim_due(
+        &self,
+        owner: &str,
+        lease: Duration,
+        limit: u64,
+    ) -> Result<Vec<schedule::Model>, StoreError> {
+        let now = now_ms();
+        let lease_until = now + ms(lease);
+        let due = || {
+            schedule::Entity::find()
+                .filter(
+                    schedule::Column::State.is_in([State::Poll.as_i32(), State::Callback.as_i32()]),
+                )
+                .filter(schedule::Column::RunAt.lte(now))
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(schedule::Column::LeaseUntil.is_null())
+                        .add(schedule::Column::LeaseUntil.lt(now)),
+                )
+                .order_by_asc(schedule::Column::RunAt)
+                .limit(limit)
+        };
+        let lease_columns = |update: sea_orm::UpdateMany<schedule::Entity>| {
+            update
+                .col_expr(schedule::Column::LeaseOwner, Expr::value(owner.to_string()))
+                .col_expr(schedule::Column::LeaseUntil, Expr::value(lease_until))
+                .col_expr(schedule::Column::UpdatedAt, Expr::value(now))
+        };
+        match self.db.get_database_backend() {
+            DatabaseBackend::MySql => {
+                let txn = self.db.begin().await?;
+                let mut rows = due()
+                    .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+                    .all(&txn)
+                    .await?;
+                if rows.is_empty() {
+                    txn.commit().await?;
+                    return Ok(rows);
+                }
+                let ids: Vec<String> = rows.iter().map(|r| r.trace_id.clone()).collect();
+                lease_columns(schedule::Entity::update_many())
+                    .filter(schedule::Column::TraceId.is_in(ids))
+                    .exec(&txn)
+                    .await?;
+                txn.commit().await?;
+                for row in &mut rows {
+                    row.lease_owner = Some(owner.to_string());
+                    row.lease_until = Some(lease_until);
+                }
+                Ok(rows)
+            }
+            backend => {
+                let mut picked = due().select_only().column(schedule::Column::TraceId);
+                if backend == DatabaseBackend::Postgres {
+                    picked = picked.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+                }
+                let mut rows = lease_columns(schedule::Entity::update_many())
+                    .filter(schedule::Column::TraceId.in_subquery(picked.into_query()))
+                    .exec_with_returning(&self.db)
+                    .await?;
+                rows.sort_by_key(|r| r.run_at);
+                Ok(rows)
+            }
+        }
+    }
+
+    /// The earliest due time of any waiting, unleased row.
+    pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        let row: Option<Option<i64>> = schedule::Entity::find()
+            .select_only()
+            .column_as(schedule::Column::RunAt.min(), "next")
+            .filter(schedule::Column::State.is_in([State::Poll.as_i32(), State::Callback.as_i32()]))
+            .filter(schedule::Column::LeaseOwner.is_null())
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(row.flatten())
+    }
+
+    /// Extends `owner`'s lease; false when the lease was lost.
+    pub async fn heartbeat(
+        &self,
+        trace_id: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let result = schedule::Entity::update_many()
+            .col_expr(schedule::Column::LeaseUntil, Expr::value(now + ms(lease)))
+            .filter(schedule::Column::TraceId.eq(trace_id))
+            .filter(schedule::Column::LeaseOwner.eq(owner))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Gives a leased row back untouched (shutdown, or a step that cannot run here).
+    pub async fn release(&self, trace_id: &str, owner: &str) -> Result<bool, StoreError> {
+        let result = schedule::Entity::update_many()
+            .col_expr(
+                schedule::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                schedule::Column::LeaseUntil,
+                Expr::value(Option::<i64>::None),
+            )
+            .filter(schedule::Column::TraceId.eq(trace_id))
+            .filter(schedule::Column::LeaseOwner.eq(owner))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Moves a leased row out of the step `owner` ran from `left`. Returns false (and changes
+    /// nothing) when the lease was lost or the row moved on.
+    pub async fn finish_step(
+        &self,
+        trace_id: &str,
+        owner: &str,
+        left: State,
+        transition: Transition,
+    ) -> Result<bool, StoreError> {
+        let step = FinishedStep {
+            trace_id: trace_id.to_string(),
+            owner: owner.to_string(),
+            left,
+            transition,
+        };
+        Ok(self
+            .finish_steps(vec![step])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+
+    /// Records many finished steps in one transaction (one commit, one fsync): for each, the
+    /// guarded row update, the consumed callback, and an immediate re-run when a callback
+    /// arrived mid-step. Returns, per step, whether it was recorded (false: lease lost).
+    pub async fn finish_steps(&self, steps: Vec<FinishedStep>) -> Result<Vec<bool>, StoreError> {
+        let now = now_ms();
+        let txn = self.db.begin().await?;
+        let mut recorded = Vec::with_capacity(steps.len());
+        for step in steps {
+            recorded.push(record_step(&txn, step, now).await?);
+        }
+        txn.commit().await?;
+        Ok(recorded)
+    }
+
+    /// Deletes up to `batch` finished rows (and their callbacks) that finished before `before`.
+    /// Returns how many schedule rows went.
+    pub async fn delete_finished_before(&self, before: i64, batch: u64) -> Result<u64, StoreError> {
+        let ids: Vec<String> = schedule::Entity::find()
+            .select_only()
+            .column(schedule::Column::TraceId)
+            .filter(schedule::Column::FinishedAt.lt(before))
+            .filter(schedule::Column::NotifyState.ne(notify::PENDING))
+            .limit(batch)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db.begin().await?;
+        callback::Entity::delete_many()
+            .filter(callback::Column::TraceId.is_in(ids.clone()))
+            .exec(&txn)
+            .await?;
+        let deleted = schedule::Entity::delete_many()
+            .filter(schedule::Column::TraceId.is_in(ids))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(deleted.rows_affected)
+    }
+
+    /// How many rows are in each live state: (due now, running, waiting for a callback).
+    pub async fn queue_depth(&self) -> Result<(u64, u64, u64), StoreError> {
+        use sea_orm::PaginatorTrait;
+        let now = now_ms();
+        let live = || {
+            schedule::Entity::find().filter(
+                schedule::Column::State.is_in([State::Poll.as_i32(), State::Callback.as_i32()]),
+            )
+        };
+        let due = live()
+            .filter(schedule::Column::RunAt.lte(now))
+            .filter(schedule::Column::LeaseOwner.is_null())
+            .count(&self.db)
+            .await?;
+        let running = live()
+            .filter(schedule::Column::LeaseOwner.is_not_null())
+            .count(&self.db)
+            .await?;
+        let waiting = live()
+            .filter(schedule::Column::State.eq(State::Callback.as_i32()))
+            .filter(schedule::Column::RunAt.gt(now))
+            .count(&self.db)
+            .await?;
+        Ok((due, running, waiting))
+    }
+}
+
+fn waiting_model(row: NewWaiting, now: i64) -> schedule::ActiveModel {
+    schedule::ActiveModel {
+        trace_id: Set(row.trace_id),
+        plugin_version: Set(row.version),
+        state: Set(row.state.as_i32()),
+        invoke_count: Set(1),
+        inputs: Set(row.inputs),
+        context: Set(row.context),
+        storage: Set(row.storage),
+        outputs: Set(row.outputs),
+        error: Set(None),
+        run_at: Set(Some(row.run_at)),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        callback_deadline: Set(row.callback_deadline),
+        notify_state: Set(notify::NONE),
+        notify_attempts: Set(0),
+        notify_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        finished_at: Set(None),
+    }
+}
+
+/// The guarded transition of one step, inside the caller's transaction.
+async fn record_step<C: ConnectionTrait>(
+    db: &C,
+    step: FinishedStep,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let FinishedStep {
+        trace_id,
+        owner,
+        left,
+        transition,
+    } = step;
+    let terminal = transition.state.is_terminal();
+    let mut update = schedule::Entity::update_many()
+        .col_expr(
+            schedule::Column::State,
+            Expr::value(transition.state.as_i32()),
+        )
+        .col_expr(
+            schedule::Column::InvokeCount,
+            Expr::value(transition.invoke_count),
+        )
+        .col_expr(schedule::Column::Error, Expr::value(transition.err))
+        .col_expr(schedule::Column::RunAt, Expr::value(transition.run_at))
+        .col_expr(
+            schedule::Column::CallbackDeadline,
+            Expr::value(transition.callback_deadline),
+        )
+        .col_expr(
+            schedule::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            schedule::Column::LeaseUntil,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(schedule::Column::UpdatedAt, Expr::value(now));
+    if let Some(storage) = transition.storage {
+        update = update.col_expr(schedule::Column::Storage, Expr::value(storage));
+    }
+    if let Some(outputs) = transition.outputs {
+        update = update.col_expr(schedule::Column::Outputs, Expr::value(outputs));
+    }
+    if terminal {
+        update = update.col_expr(schedule::Column::FinishedAt, Expr::value(now));
+    }
+    if transition.notify {
+        update = update
+            .col_expr(schedule::Column::NotifyState, Expr::value(notify::PENDING))
+            .col_expr(schedule::Column::NotifyAt, Expr::value(now));
+    }
+    let result = update
+        .filter(schedule::Column::TraceId.eq(trace_id.as_str()))
+        .filter(schedule::Column::State.eq(left.as_i32()))
+        .filter(schedule::Column::LeaseOwner.eq(owner))
+        .exec(db)
+        .await?;
+    if result.rows_affected != 1 {
+        // The lease was lost: this step changes nothing.
+        return Ok(false);
+    }
+    if let Some(callback_id) = transition.consumed_callback {
+        callback::Entity::update_many()
+            .col_expr(callback::Column::Consumed, Expr::value(true))
+            .filter(callback::Column::TraceId.eq(trace_id.as_str()))
+            .filter(callback::Column::CallbackId.eq(callback_id))
+            .exec(db)
+            .await?;
+    }
+    if transition.state == State::Callback && has_unconsumed(db, &trace_id).await? {
+        schedule::Entity::update_many()
+            .col_expr(schedule::Column::RunAt, Expr::value(now))
+            .filter(schedule::Column::TraceId.eq(trace_id.as_str()))
+            .exec(db)
+            .await?;
+    }
+    Ok(true)
+}
