@@ -177,13 +177,41 @@ async fn a_duplicate_callback_is_recognised_and_a_finished_invocation_takes_none
         .await
         .ok();
     assert_eq!(second, Some(CallbackAcceptance::Duplicate));
-    let missing = store
-        .accept_callback(&trace(404), &trace(7), "{}".into())
+    // A callback that beats the invoke's answer (the row is not stored yet) is kept, and the
+    // waiting row is due at once when it is stored.
+    let early = store
+        .accept_callback(&trace(404), &trace(7), "{\"early\": 1}".into())
         .await
         .ok();
-    assert_eq!(missing, Some(CallbackAcceptance::NotFound));
-    let claimed = store.claim_due("w", LEASE, 1).await.unwrap_or_default();
-    assert_eq!(claimed.len(), 1, "the callback made it due");
+    assert_eq!(
+        early,
+        Some(CallbackAcceptance::Accepted { runnable: false })
+    );
+    let row = waiting(404, State::Callback, now_ms() + 3_600_000);
+    store
+        .insert_waiting_many(vec![row])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let due = store
+        .get(&trace(404))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|r| r.run_at);
+    assert!(
+        due.unwrap_or(i64::MAX) <= now_ms(),
+        "the early callback made it due"
+    );
+    let orphans = store
+        .delete_orphan_callbacks_before(now_ms() + 1_000)
+        .await
+        .unwrap_or(9);
+    assert_eq!(
+        orphans, 0,
+        "callbacks of stored invocations are not orphans"
+    );
+    let claimed = store.claim_due("w", LEASE, 10).await.unwrap_or_default();
+    assert_eq!(claimed.len(), 2, "both callbacks made their rows due");
     let mut done = to(State::Success, None);
     done.consumed_callback = Some(trace(7));
     let recorded = store

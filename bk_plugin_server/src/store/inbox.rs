@@ -21,7 +21,8 @@ pub enum CallbackAcceptance {
     },
     /// The same callback was delivered before: nothing changes.
     Duplicate,
-    /// No such invocation.
+    /// No such invocation, and the callback was not kept (reserved; tokens are only issued for
+    /// invocations we run, so an unknown one is kept as an early arrival instead).
     NotFound,
     /// The invocation is not waiting for a callback.
     NotWaiting(State),
@@ -31,16 +32,17 @@ impl Store {
     /// Stores a delivered callback and makes the invocation runnable. A duplicate of a callback
     /// already delivered changes nothing. A callback for an invocation that is mid-step (POLL or
     /// CALLBACK, leased) is kept and runs as soon as that step asks to wait for a callback.
+    ///
+    /// A callback for an invocation not stored yet is kept too: its token proves we issued it,
+    /// so its first run is still in progress (a fast third party can call back before the
+    /// invoke has answered). Storing the waiting row then makes it due at once.
     pub async fn accept_callback(
         &self,
         trace_id: &str,
         callback_id: &str,
         data: String,
     ) -> Result<CallbackAcceptance, StoreError> {
-        let Some(row) = self.get(trace_id).await? else {
-            return Ok(CallbackAcceptance::NotFound);
-        };
-        let state = State::from_i32(row.state).unwrap_or(State::Fail);
+        let row = self.get(trace_id).await?;
         let already = callback::Entity::find_by_id((trace_id.to_string(), callback_id.to_string()))
             .one(&self.db)
             .await?
@@ -48,9 +50,12 @@ impl Store {
         if already {
             return Ok(CallbackAcceptance::Duplicate);
         }
-        let mid_step = row.lease_owner.is_some() && state == State::Poll;
-        if state != State::Callback && !mid_step {
-            return Ok(CallbackAcceptance::NotWaiting(state));
+        if let Some(row) = &row {
+            let state = State::from_i32(row.state).unwrap_or(State::Fail);
+            let mid_step = row.lease_owner.is_some() && state == State::Poll;
+            if state != State::Callback && !mid_step {
+                return Ok(CallbackAcceptance::NotWaiting(state));
+            }
         }
         let now = now_ms();
         let inserted = callback::Entity::insert(callback::ActiveModel {
@@ -82,6 +87,22 @@ impl Store {
         })
     }
 
+    /// Deletes callbacks older than `before` whose invocation is not stored (early arrivals for
+    /// invocations that then finished in the invoke call); returns how many went.
+    pub async fn delete_orphan_callbacks_before(&self, before: i64) -> Result<u64, StoreError> {
+        use sea_orm::{QuerySelect, QueryTrait};
+        let stored = schedule::Entity::find()
+            .select_only()
+            .column(schedule::Column::TraceId)
+            .into_query();
+        let deleted = callback::Entity::delete_many()
+            .filter(callback::Column::CreatedAt.lt(before))
+            .filter(callback::Column::TraceId.not_in_subquery(stored))
+            .exec(&self.db)
+            .await?;
+        Ok(deleted.rows_affected)
+    }
+
     /// The oldest callback delivered to `trace_id` that no step has consumed.
     pub async fn oldest_callback(
         &self,
@@ -96,14 +117,28 @@ impl Store {
     }
 }
 
-pub(super) async fn has_unconsumed<C: ConnectionTrait>(
+/// Makes the CALLBACK rows among `trace_ids` due now when a callback already waits for them,
+/// in one UPDATE whose subquery reads the latest committed inbox (a plain SELECT inside a
+/// MySQL REPEATABLE READ transaction could miss a callback committed meanwhile).
+pub(super) async fn wake_if_called_back<C: ConnectionTrait>(
     db: &C,
-    trace_id: &str,
-) -> Result<bool, DbErr> {
-    Ok(callback::Entity::find()
-        .filter(callback::Column::TraceId.eq(trace_id))
+    trace_ids: Vec<String>,
+    now: i64,
+) -> Result<(), DbErr> {
+    use sea_orm::QuerySelect;
+    use sea_orm::QueryTrait;
+    let waiting = callback::Entity::find()
+        .select_only()
+        .column(callback::Column::TraceId)
+        .filter(callback::Column::TraceId.is_in(trace_ids.clone()))
         .filter(callback::Column::Consumed.eq(false))
-        .one(db)
-        .await?
-        .is_some())
+        .into_query();
+    schedule::Entity::update_many()
+        .col_expr(schedule::Column::RunAt, Expr::value(now))
+        .filter(schedule::Column::TraceId.is_in(trace_ids))
+        .filter(schedule::Column::State.eq(State::Callback.as_i32()))
+        .filter(schedule::Column::TraceId.in_subquery(waiting))
+        .exec(db)
+        .await?;
+    Ok(())
 }

@@ -12,7 +12,7 @@ use sea_orm::{
 use bk_plugin_core::State;
 
 use super::entity::{callback, schedule};
-use super::inbox::has_unconsumed;
+use super::inbox::wake_if_called_back;
 use super::{Store, StoreError, ms, notify, now_ms};
 
 /// A new waiting invocation, written when its first run asks to wait.
@@ -86,10 +86,19 @@ impl Store {
             return Ok(());
         }
         let now = now_ms();
+        let callbacks: Vec<String> = rows
+            .iter()
+            .filter(|row| row.state == State::Callback)
+            .map(|row| row.trace_id.clone())
+            .collect();
         let models = rows.into_iter().map(|row| waiting_model(row, now));
         schedule::Entity::insert_many(models)
             .exec_without_returning(&self.db)
             .await?;
+        if !callbacks.is_empty() {
+            // A callback that arrived during the first run is already in the inbox.
+            wake_if_called_back(&self.db, callbacks, now).await?;
+        }
         Ok(())
     }
 
@@ -396,12 +405,8 @@ async fn record_step<C: ConnectionTrait>(
             .exec(db)
             .await?;
     }
-    if transition.state == State::Callback && has_unconsumed(db, &trace_id).await? {
-        schedule::Entity::update_many()
-            .col_expr(schedule::Column::RunAt, Expr::value(now))
-            .filter(schedule::Column::TraceId.eq(trace_id.as_str()))
-            .exec(db)
-            .await?;
+    if transition.state == State::Callback {
+        wake_if_called_back(db, vec![trace_id], now).await?;
     }
     Ok(true)
 }

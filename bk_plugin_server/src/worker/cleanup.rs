@@ -37,6 +37,9 @@ pub(super) async fn cleanup_loop(state: Arc<AppState>, mut stopped: watch::Recei
                 }
             }
         }
+        if let Err(e) = state.store.delete_orphan_callbacks_before(before).await {
+            tracing::warn!(error = %e, "cleanup of orphan callbacks failed");
+        }
         let mut lines = 0u64;
         loop {
             match state.store.delete_logs_before(before, BATCH * 10).await {
