@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `integer` | `"7"`, `" 7 "`, `7.0`, `true`/`false` |
 //! | `number`  | `"1.5"`, `true`/`false` |
-//! | `boolean` | `"true"`/`"false"`, `"1"`/`"0"`, `"yes"`/`"no"`, `"on"`/`"off"`, `"t"`/`"f"`, `"y"`/`"n"` (any case), `0`/`1` |
+//! | `boolean` | `"true"`/`"false"`, `"1"`/`"0"`, `"yes"`/`"no"`, `"on"`/`"off"`, `"t"`/`"f"`, `"y"`/`"n"` (any case, no surrounding spaces), `0`/`1` |
 //! | `string`  | numbers (`123` -> `"123"`), booleans (`true` -> `"True"`, as Python's `str(True)`) |
 //!
 //! A fractional number for an integer field is refused (pydantic v1 would silently truncate
@@ -182,7 +182,8 @@ impl<'a> Walker<'a> {
     fn coerce_boolean(&mut self, value: &mut Value) {
         let converted = match value {
             Value::Bool(_) => return,
-            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            // Like pydantic v1: lower-cased, not trimmed (" true " is refused).
+            Value::String(s) => match s.to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
                 "false" | "0" | "no" | "off" | "f" | "n" => Some(false),
                 _ => None,

@@ -67,10 +67,21 @@ impl AppState {
         verifier: Option<GatewayVerifier>,
     ) -> Self {
         let signer = signer_for(&config);
+        // A token must outlive the longest wait for its callback (the wait starts after the
+        // token is issued), so it lasts at least a day longer than any callback timeout.
+        let longest_wait = registry
+            .versions()
+            .iter()
+            .filter_map(|v| v.callback_timeout())
+            .chain([config.callback_timeout])
+            .max()
+            .unwrap_or(config.callback_timeout);
         let issuer = Arc::new(ServerIssuer {
             signer: signer.clone(),
             base_url: callback_base_url(&config),
-            ttl: config.callback_token_ttl,
+            ttl: config
+                .callback_token_ttl
+                .max(longest_wait + Duration::from_secs(24 * 3600)),
         });
         // SQLite has one writer at a time; the servers take several transactions at once.
         let writers = match store.connection().get_database_backend() {

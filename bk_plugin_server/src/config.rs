@@ -58,7 +58,8 @@ pub struct Config {
     pub stage_name: String,
     /// `BK_PLUGIN_CALLBACK_SECRET`: the key callback tokens are signed with (else the app secret).
     pub callback_secret: Option<String>,
-    /// `BK_PLUGIN_CALLBACK_TOKEN_TTL_SECONDS` (default 7 days).
+    /// `BK_PLUGIN_CALLBACK_TOKEN_TTL_SECONDS` (default 8 days; never less than the longest
+    /// callback timeout plus a day).
     pub callback_token_ttl: Duration,
     /// `BK_PLUGIN_CALLBACK_TIMEOUT_SECONDS` (default 7 days): a CALLBACK invocation whose
     /// callback never comes fails after this long.
@@ -75,6 +76,8 @@ pub struct Config {
     pub worker_poll_interval: Duration,
     /// `BK_PLUGIN_LEASE_SECONDS` (default 30): how long a claimed row stays leased without a heartbeat.
     pub lease: Duration,
+    /// `BK_PLUGIN_STEP_TIMEOUT_SECONDS` (default 3600): a re-run that takes longer fails.
+    pub step_timeout: Duration,
     /// `BK_PLUGIN_EMBEDDED_WORKER` (default on): `serve` also runs a worker.
     pub embedded_worker: bool,
     /// `BK_PLUGIN_FINISH_CALLBACK_TRIES` (default 3).
@@ -133,7 +136,7 @@ impl Config {
             callback_secret: var("BK_PLUGIN_CALLBACK_SECRET"),
             callback_token_ttl: Duration::from_secs(parsed(
                 "BK_PLUGIN_CALLBACK_TOKEN_TTL_SECONDS",
-                7 * 24 * 3600,
+                8 * 24 * 3600,
             )?),
             callback_timeout: Duration::from_secs(parsed(
                 "BK_PLUGIN_CALLBACK_TIMEOUT_SECONDS",
@@ -146,6 +149,9 @@ impl Config {
                 parsed("BK_PLUGIN_WORKER_POLL_MS", 200u64)?.max(10),
             ),
             lease: Duration::from_secs(parsed("BK_PLUGIN_LEASE_SECONDS", 30u64)?.max(2)),
+            step_timeout: Duration::from_secs(
+                parsed("BK_PLUGIN_STEP_TIMEOUT_SECONDS", 3600u64)?.max(1),
+            ),
             embedded_worker: flag("BK_PLUGIN_EMBEDDED_WORKER", true)?,
             finish_callback_tries: parsed("BK_PLUGIN_FINISH_CALLBACK_TRIES", 3u32)?.max(1),
             db_max_connections: parsed("BK_PLUGIN_DB_MAX_CONNECTIONS", 16u32)?.max(1),

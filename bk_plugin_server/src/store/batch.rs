@@ -32,10 +32,11 @@ impl<T, R> Clone for Batcher<T, R> {
     }
 }
 
-impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
+impl<T: Clone + Send + 'static, R: Send + 'static> Batcher<T, R> {
     /// Spawns `writers` writer tasks: each takes up to `max_batch` queued items at a time and
-    /// hands them to `write`, which returns one result per item, in order, or an error that
-    /// every item of the batch gets.
+    /// hands them to `write`, which returns one result per item, in order. When a batch of
+    /// several fails, each item is written again on its own, so that one bad item (too large,
+    /// say) fails alone instead of failing its neighbours.
     pub fn spawn<W, F, E>(writers: usize, max_batch: usize, write: W) -> Self
     where
         W: Fn(Vec<T>) -> F + Send + Sync + 'static,
@@ -56,7 +57,20 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
                     }
                     let (items, replies): (Vec<T>, Vec<_>) =
                         std::mem::take(&mut jobs).into_iter().unzip();
-                    answer(replies, write(items).await);
+                    if items.len() == 1 {
+                        answer(replies, write(items).await);
+                        continue;
+                    }
+                    // `.ok()` drops the batch's error at once (it need not be `Send`).
+                    let together = write(items.clone()).await.ok();
+                    match together {
+                        Some(results) => answer(replies, Ok::<_, String>(results)),
+                        None => {
+                            for (item, reply) in items.into_iter().zip(replies) {
+                                answer(vec![reply], write(vec![item]).await);
+                            }
+                        }
+                    }
                 }
             });
         }
@@ -137,9 +151,34 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_batch_fails_every_item_in_it() {
-        let batcher =
-            Batcher::<u32, ()>::spawn(1, 8, |_items| async { Err::<Vec<()>, _>("disk full") });
-        assert_eq!(batcher.submit(1).await, Err(BatchError("disk full".into())));
+    async fn a_failed_item_fails_alone_and_its_neighbours_are_written() {
+        let batcher = Batcher::<u32, u32>::spawn(1, 64, |items: Vec<u32>| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            if items.contains(&13) {
+                Err(format!(
+                    "cannot write {} items with 13 among them",
+                    items.len()
+                ))
+            } else {
+                Ok(items)
+            }
+        });
+        let tasks: Vec<_> = (0..40u32)
+            .map(|i| {
+                let batcher = batcher.clone();
+                tokio::spawn(async move { (i, batcher.submit(i).await) })
+            })
+            .collect();
+        for task in tasks {
+            let (i, result) = task.await.unwrap_or((0, Err(BatchError("join".into()))));
+            if i == 13 {
+                assert_eq!(
+                    result,
+                    Err(BatchError("cannot write 1 items with 13 among them".into()))
+                );
+            } else {
+                assert_eq!(result, Ok(i));
+            }
+        }
     }
 }

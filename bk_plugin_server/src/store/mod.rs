@@ -30,6 +30,9 @@ pub enum StoreError {
     /// The database answered with an error or could not be reached.
     #[error("database error: {0}")]
     Db(#[from] DbErr),
+    /// The database server is too old for the claim query.
+    #[error("{0}")]
+    Unsupported(String),
     /// A stored JSON document could not be read back.
     #[error("stored data of {trace_id} is not valid JSON: {message}")]
     Corrupt {
@@ -86,6 +89,9 @@ impl Store {
             });
         }
         let db = Database::connect(options).await?;
+        if db.get_database_backend() == sea_orm::DatabaseBackend::MySql {
+            check_mysql_version(&db).await?;
+        }
         Ok(Self { db })
     }
 
@@ -111,5 +117,58 @@ impl Store {
         Ok(schedule::Entity::find_by_id(trace_id.to_string())
             .one(&self.db)
             .await?)
+    }
+}
+
+/// The claim query needs `FOR UPDATE SKIP LOCKED`: MySQL 8.0+ or MariaDB 10.6+. An older
+/// server would fail every claim, so refuse to start instead, saying why.
+async fn check_mysql_version(db: &DatabaseConnection) -> Result<(), StoreError> {
+    use sea_orm::ConnectionTrait;
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::MySql,
+            "SELECT VERSION()",
+        ))
+        .await?;
+    let version: String = row
+        .and_then(|r| r.try_get_by_index::<String>(0).ok())
+        .unwrap_or_default();
+    match mysql_too_old(&version) {
+        Some(needed) => Err(StoreError::Unsupported(format!(
+            "database server {version} is too old: the scheduler needs FOR UPDATE SKIP LOCKED ({needed})"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `Some(requirement)` when `version` (as `SELECT VERSION()` reports it) lacks SKIP LOCKED.
+fn mysql_too_old(version: &str) -> Option<&'static str> {
+    let mut numbers = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let major = numbers.next().unwrap_or(0);
+    let minor = numbers.next().unwrap_or(0);
+    if version.to_ascii_lowercase().contains("mariadb") {
+        ((major, minor) < (10, 6)).then_some("MariaDB 10.6 or newer")
+    } else {
+        (major < 8).then_some("MySQL 8.0 or newer")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mysql_too_old;
+
+    #[test]
+    fn servers_without_skip_locked_are_recognised() {
+        assert_eq!(mysql_too_old("5.7.44-log"), Some("MySQL 8.0 or newer"));
+        assert_eq!(mysql_too_old("8.0.36"), None);
+        assert_eq!(
+            mysql_too_old("10.5.23-MariaDB-0+deb11u1"),
+            Some("MariaDB 10.6 or newer")
+        );
+        assert_eq!(mysql_too_old("10.11.19-MariaDB-0+deb12u1"), None);
+        assert_eq!(mysql_too_old("11.4.2-MariaDB"), None);
     }
 }

@@ -64,6 +64,7 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
     let concurrency = state.config.worker_concurrency;
     let slots = Arc::new(Semaphore::new(concurrency));
     let mut backoff = Duration::from_millis(50);
+    let mut claims = 0u64;
     while !*stopped.borrow() {
         let free = slots.available_permits();
         if free == 0 {
@@ -74,9 +75,13 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
             }
             continue;
         }
+        // Each claim gets its own lease token, so that a step whose lease was lost and taken
+        // back (even by this same process) can never record over the newer run.
+        claims += 1;
+        let token = format!("{owner}:{claims}");
         let claimed = state
             .store
-            .claim_due(&owner, state.config.lease, free as u64)
+            .claim_due(&token, state.config.lease, free as u64)
             .await;
         let rows = match claimed {
             Ok(rows) => {
@@ -96,9 +101,9 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
                 break;
             };
             let state = state.clone();
-            let owner = owner.clone();
+            let token = token.clone();
             tokio::spawn(async move {
-                step::run_claimed(&state, &owner, row).await;
+                step::run_claimed(&state, &token, row).await;
                 drop(permit);
             });
         }

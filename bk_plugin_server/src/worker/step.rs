@@ -21,10 +21,29 @@ pub(crate) async fn run_claimed(state: &Arc<AppState>, owner: &str, row: schedul
     };
     let transition = match prepare(state, &row, left).await {
         Ok(Prepared::Run(input, consumed)) => {
-            let heartbeat = spawn_heartbeat(state.clone(), trace_id.clone(), owner.to_string());
-            let outcome = run_step(state, &row, *input).await;
+            let mut heartbeat = spawn_heartbeat(state.clone(), trace_id.clone(), owner.to_string());
+            let limit = state.config.step_timeout;
+            // The step ends one of three ways: it returns; its lease is lost (another worker owns
+            // the invocation now, so this run is abandoned and records nothing); or it runs past
+            // BK_PLUGIN_STEP_TIMEOUT_SECONDS and fails.
+            let outcome = tokio::select! {
+                outcome = tokio::time::timeout(limit, run_step(state, &row, *input)) => outcome,
+                _ = &mut heartbeat => {
+                    tracing::warn!(trace_id = %trace_id, "lease lost mid-step; abandoning this run");
+                    return;
+                }
+            };
             heartbeat.abort();
-            transition_for(state, &row, outcome, consumed)
+            match outcome {
+                Ok(outcome) => transition_for(state, &row, outcome, consumed),
+                Err(_) => {
+                    let err = format!(
+                        "plugin schedule raise unexpected error: the step ran longer than {} seconds (BK_PLUGIN_STEP_TIMEOUT_SECONDS)",
+                        limit.as_secs()
+                    );
+                    fail(state, &row, err)
+                }
+            }
         }
         Ok(Prepared::Finish(transition)) => transition,
         Err(e) => {

@@ -2,6 +2,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use super::unicode_table;
+
 pub(super) struct Migration;
 
 impl MigrationName for Migration {
@@ -22,24 +24,22 @@ enum BkpLog {
 #[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table(BkpLog::Table)
-                    .if_not_exists()
-                    .col(
-                        ColumnDef::new(BkpLog::Id)
-                            .big_integer()
-                            .not_null()
-                            .auto_increment()
-                            .primary_key(),
-                    )
-                    .col(ColumnDef::new(BkpLog::TraceId).string_len(32).not_null())
-                    .col(ColumnDef::new(BkpLog::CreatedAt).big_integer().not_null())
-                    .col(ColumnDef::new(BkpLog::Line).text().not_null())
-                    .to_owned(),
+        let mut table = Table::create()
+            .table(BkpLog::Table)
+            .if_not_exists()
+            .col(
+                ColumnDef::new(BkpLog::Id)
+                    .big_integer()
+                    .not_null()
+                    .auto_increment()
+                    .primary_key(),
             )
-            .await?;
+            .col(ColumnDef::new(BkpLog::TraceId).string_len(32).not_null())
+            .col(ColumnDef::new(BkpLog::CreatedAt).big_integer().not_null())
+            .col(ColumnDef::new(BkpLog::Line).text().not_null())
+            .to_owned();
+        unicode_table(manager, &mut table);
+        manager.create_table(table).await?;
         manager
             .create_index(
                 Index::create()

@@ -34,3 +34,10 @@ fn json_text(manager: &SchemaManager<'_>, column: impl IntoIden) -> ColumnDef {
     def.not_null();
     def
 }
+
+/// On MySQL/MariaDB, tables hold any Unicode (emoji included) whatever the database default.
+fn unicode_table(manager: &SchemaManager<'_>, table: &mut TableCreateStatement) {
+    if manager.get_database_backend() == sea_orm::DatabaseBackend::MySql {
+        table.character_set("utf8mb4").collate("utf8mb4_bin");
+    }
+}
