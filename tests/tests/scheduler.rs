@@ -172,9 +172,21 @@ async fn poll_chains_run_every_round_and_fail_on_purpose_with_err(db: &TestDb) {
 
 async fn two_worker_processes_finish_every_invocation_exactly_once(db: &TestDb) {
     let web = Plugin::launch(db, Launch::web_only()).await;
-    let ids = invoke_polls(&web, 2000, json!({"interval": 0, "polls": 1})).await;
     let first = Plugin::launch(db, Launch::worker()).await;
     let second = Plugin::launch(db, Launch::worker()).await;
+    // Both workers are up and polling before the work arrives, so both get a share.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while ![&first, &second]
+        .iter()
+        .all(|w| w.log_text().contains("worker started"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the workers did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let ids = invoke_polls(&web, 2000, json!({"interval": 0, "polls": 1})).await;
     let finished = wait_all(&web, &ids, Duration::from_secs(180)).await;
     assert!(
         finished

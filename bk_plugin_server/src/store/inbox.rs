@@ -9,7 +9,7 @@ use sea_orm::{
 use bk_plugin_core::State;
 
 use super::entity::{callback, schedule};
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError, now_ms, retry_transient};
 
 /// What became of a delivered callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,14 +58,16 @@ impl Store {
             }
         }
         let now = now_ms();
-        let inserted = callback::Entity::insert(callback::ActiveModel {
+        let model = callback::ActiveModel {
             trace_id: Set(trace_id.to_string()),
             callback_id: Set(callback_id.to_string()),
             data: Set(data),
             consumed: Set(false),
             created_at: Set(now),
+        };
+        let inserted = retry_transient(|| {
+            callback::Entity::insert(model.clone()).exec_without_returning(&self.db)
         })
-        .exec_without_returning(&self.db)
         .await;
         match inserted {
             Ok(_) => {}
@@ -74,14 +76,16 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         }
-        let woke = schedule::Entity::update_many()
-            .col_expr(schedule::Column::RunAt, Expr::value(now))
-            .col_expr(schedule::Column::UpdatedAt, Expr::value(now))
-            .filter(schedule::Column::TraceId.eq(trace_id))
-            .filter(schedule::Column::State.eq(State::Callback.as_i32()))
-            .filter(schedule::Column::LeaseOwner.is_null())
-            .exec(&self.db)
-            .await?;
+        let woke = retry_transient(|| {
+            schedule::Entity::update_many()
+                .col_expr(schedule::Column::RunAt, Expr::value(now))
+                .col_expr(schedule::Column::UpdatedAt, Expr::value(now))
+                .filter(schedule::Column::TraceId.eq(trace_id))
+                .filter(schedule::Column::State.eq(State::Callback.as_i32()))
+                .filter(schedule::Column::LeaseOwner.is_null())
+                .exec(&self.db)
+        })
+        .await?;
         Ok(CallbackAcceptance::Accepted {
             runnable: woke.rows_affected == 1,
         })

@@ -43,6 +43,44 @@ pub enum StoreError {
     },
 }
 
+/// Whether a database error is a conflict that succeeds when tried again: a deadlock or
+/// serialization failure (MySQL 1213, SQLSTATE 40001 / 40P01), a lock wait timeout (MySQL 1205),
+/// or a busy SQLite database.
+pub fn is_transient(error: &DbErr) -> bool {
+    let text = error.to_string();
+    [
+        "1213",
+        "1205",
+        "40001",
+        "40P01",
+        "Deadlock",
+        "deadlock",
+        "database is locked",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+/// Runs `attempt` again (up to 5 times, 5 ms doubling) while it fails with a transient conflict.
+pub(crate) async fn retry_transient<T, F, Fut>(mut attempt: F) -> Result<T, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DbErr>>,
+{
+    let mut wait = Duration::from_millis(5);
+    for _ in 0..5 {
+        match attempt().await {
+            Err(e) if is_transient(&e) => {
+                tracing::debug!(error = %e, "transient database conflict; trying again");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            other => return other,
+        }
+    }
+    attempt().await
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

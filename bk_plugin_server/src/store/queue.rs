@@ -13,7 +13,7 @@ use bk_plugin_core::State;
 
 use super::entity::{callback, schedule};
 use super::inbox::wake_if_called_back;
-use super::{Store, StoreError, ms, notify, now_ms};
+use super::{Store, StoreError, ms, notify, now_ms, retry_transient};
 
 /// A new waiting invocation, written when its first run asks to wait.
 #[derive(Debug, Clone)]
@@ -91,10 +91,14 @@ impl Store {
             .filter(|row| row.state == State::Callback)
             .map(|row| row.trace_id.clone())
             .collect();
-        let models = rows.into_iter().map(|row| waiting_model(row, now));
-        schedule::Entity::insert_many(models)
-            .exec_without_returning(&self.db)
-            .await?;
+        let models: Vec<_> = rows
+            .into_iter()
+            .map(|row| waiting_model(row, now))
+            .collect();
+        retry_transient(|| {
+            schedule::Entity::insert_many(models.clone()).exec_without_returning(&self.db)
+        })
+        .await?;
         if !callbacks.is_empty() {
             // A callback that arrived during the first run is already in the inbox.
             wake_if_called_back(&self.db, callbacks, now).await?;
@@ -136,7 +140,12 @@ impl Store {
         };
         match self.db.get_database_backend() {
             DatabaseBackend::MySql => {
-                let txn = self.db.begin().await?;
+                // READ COMMITTED: no gap locks, so concurrent inserts of new waiting rows do
+                // not deadlock with the claim's range scan.
+                let txn = self
+                    .db
+                    .begin_with_config(Some(sea_orm::IsolationLevel::ReadCommitted), None)
+                    .await?;
                 let mut rows = due()
                     .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
                     .all(&txn)
