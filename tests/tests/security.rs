@@ -68,6 +68,14 @@ async fn sqlite() -> TestDb {
         .unwrap_or_else(|| panic!("SQLite is always available"))
 }
 
+/// POSTs a JSON body to `path` as the gateway would, with `jwt` in `X-Bkapi-JWT`.
+async fn post_as_gateway(plugin: &Plugin, path: &str, body: String, jwt: &str) -> (u16, Value) {
+    let headers = [("X-Bkapi-JWT", jwt)];
+    plugin
+        .post_with(path, "application/json", body, &headers)
+        .await
+}
+
 async fn invoke_with(plugin: &Plugin, version: &str, headers: &[(&str, &str)]) -> (u16, Value) {
     let body = json!({"inputs": {}, "context": {}}).to_string();
     plugin
@@ -184,27 +192,19 @@ async fn callback_and_dispatch_and_data_apis_require_the_jwt_in_production() {
         .to_string();
     let (status, _) = plugin.post(&url, &json!({"x": 1})).await;
     assert_eq!(status, 401, "a callback without the gateway JWT is refused");
-    let (status, body) = plugin
-        .post_with(
-            &url,
-            "application/json",
-            "{}".into(),
-            &[("X-Bkapi-JWT", &good)],
-        )
-        .await;
+    let (status, body) = post_as_gateway(&plugin, &url, "{}".into(), &good).await;
     assert_eq!(
         (status, body["result"].clone()),
         (200, json!(true)),
         "{body}"
     );
-    let (status, body) = plugin
-        .post_with(
-            "/bk_plugin/plugin_api_dispatch",
-            "application/json",
-            dispatch.to_string(),
-            &[("X-Bkapi-JWT", &good)],
-        )
-        .await;
+    let (status, body) = post_as_gateway(
+        &plugin,
+        "/bk_plugin/plugin_api_dispatch",
+        dispatch.to_string(),
+        &good,
+    )
+    .await;
     assert_eq!(
         (status, body["data"]["username"].clone()),
         (200, json!("u")),
@@ -369,14 +369,7 @@ async fn secrets_and_tokens_never_reach_the_log() {
         .next()
         .unwrap_or_default()
         .to_string();
-    let (status, _) = plugin
-        .post_with(
-            &url,
-            "application/json",
-            "{}".into(),
-            &[("X-Bkapi-JWT", &good)],
-        )
-        .await;
+    let (status, _) = post_as_gateway(&plugin, &url, "{}".into(), &good).await;
     assert_eq!(status, 200);
     let trace_id = waiting["trace_id"].as_str().unwrap_or_default();
     plugin

@@ -213,15 +213,7 @@ impl Store {
 
     /// Gives a leased row back untouched (shutdown, or a step that cannot run here).
     pub async fn release(&self, trace_id: &str, owner: &str) -> Result<bool, StoreError> {
-        let result = schedule::Entity::update_many()
-            .col_expr(
-                schedule::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                schedule::Column::LeaseUntil,
-                Expr::value(Option::<i64>::None),
-            )
+        let result = without_lease(schedule::Entity::update_many())
             .filter(schedule::Column::TraceId.eq(trace_id))
             .filter(schedule::Column::LeaseOwner.eq(owner))
             .exec(&self.db)
@@ -358,7 +350,7 @@ async fn record_step<C: ConnectionTrait>(
         transition,
     } = step;
     let terminal = transition.state.is_terminal();
-    let mut update = schedule::Entity::update_many()
+    let update = schedule::Entity::update_many()
         .col_expr(
             schedule::Column::State,
             Expr::value(transition.state.as_i32()),
@@ -373,15 +365,8 @@ async fn record_step<C: ConnectionTrait>(
             schedule::Column::CallbackDeadline,
             Expr::value(transition.callback_deadline),
         )
-        .col_expr(
-            schedule::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            schedule::Column::LeaseUntil,
-            Expr::value(Option::<i64>::None),
-        )
         .col_expr(schedule::Column::UpdatedAt, Expr::value(now));
+    let mut update = without_lease(update);
     if let Some(storage) = transition.storage {
         update = update.col_expr(schedule::Column::Storage, Expr::value(storage));
     }
@@ -418,4 +403,19 @@ async fn record_step<C: ConnectionTrait>(
         wake_if_called_back(db, vec![trace_id], now).await?;
     }
     Ok(true)
+}
+
+/// Clears the lease columns: the row is no longer held by any worker.
+pub(super) fn without_lease(
+    update: sea_orm::UpdateMany<schedule::Entity>,
+) -> sea_orm::UpdateMany<schedule::Entity> {
+    update
+        .col_expr(
+            schedule::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            schedule::Column::LeaseUntil,
+            Expr::value(Option::<i64>::None),
+        )
 }
