@@ -1,5 +1,5 @@
 //! The command line of a plugin binary: `serve` (default), `worker`, `migrate`, `versions`,
-//! `detail`, `invoke`, `version`.
+//! `detail`, `invoke`, `schedule`, `schedules`, `logs`, `version`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +62,12 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         timeout: u64,
     },
+    /// Show one stored invocation: state, version, times, err, outputs, storage, finish callback.
+    Schedule(crate::inspect::ScheduleArgs),
+    /// List stored invocations, newest first (filter by state, version, creation time).
+    Schedules(crate::inspect::SchedulesArgs),
+    /// Print the captured log lines of one invocation.
+    Logs(crate::inspect::LogsArgs),
     /// Print the framework version.
     Version,
 }
@@ -145,6 +151,9 @@ where
             )
             .await
         }),
+        Command::Schedule(args) => crate::inspect::schedule(&config, args),
+        Command::Schedules(args) => crate::inspect::schedules(&config, args),
+        Command::Logs(args) => crate::inspect::logs(&config, args),
         Command::Version => Ok(()),
     }
 }
@@ -230,7 +239,7 @@ fn gateway_verifier(config: &Config) -> anyhow::Result<Option<GatewayVerifier>> 
 }
 
 /// A database URL with its password hidden, for messages.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];

@@ -20,6 +20,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod inspect;
 pub mod logging;
 pub mod metrics;
 pub mod plugin_api;

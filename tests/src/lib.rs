@@ -191,6 +191,36 @@ pub fn run_fixture(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     )
 }
 
+/// What a finished fixture command printed.
+#[derive(Debug)]
+pub struct Ran {
+    /// Whether it exited with status 0.
+    pub success: bool,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+/// Runs the fixture binary with `args` against `db` (dev, times in UTC) to completion, in a
+/// fresh working directory.
+pub fn run_fixture_on(db: &TestDb, args: &[&str]) -> Ran {
+    let dir = TempDir::new("bkp-run");
+    let output = Command::new(fixture_binary())
+        .args(args)
+        .current_dir(&dir.0)
+        .env("DATABASE_URL", &db.url)
+        .env("BKPAAS_ENVIRONMENT", "dev")
+        .env("TIME_ZONE", "UTC")
+        .output()
+        .unwrap_or_else(|e| panic!("run: {e}"));
+    Ran {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&output.stderr).to_string(),
+    }
+}
+
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

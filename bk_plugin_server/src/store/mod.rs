@@ -7,12 +7,14 @@
 pub mod batch;
 pub mod entity;
 mod inbox;
+mod inspect;
 mod logs;
 pub mod migration;
 mod notifications;
 mod queue;
 
 pub use inbox::CallbackAcceptance;
+pub use inspect::{ScheduleFilter, ScheduleSummary};
 pub use logs::LogLine;
 pub use queue::{FinishedStep, NewWaiting, Transition};
 

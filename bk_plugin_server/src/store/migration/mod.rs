@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_schedule;
 mod m20261125_000002_create_callback;
 mod m20261125_000003_create_log;
+mod m20261126_000040_index_schedule_created;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_schedule::Migration),
             Box::new(m20261125_000002_create_callback::Migration),
             Box::new(m20261125_000003_create_log::Migration),
+            Box::new(m20261126_000040_index_schedule_created::Migration),
         ]
     }
 

@@ -1,0 +1,89 @@
+//! Read-only queries behind the inspection commands (`schedule`, `schedules`, `logs`): a
+//! filtered listing of stored invocations and the callbacks delivered to one of them.
+
+use sea_orm::{ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect};
+
+use super::entity::{callback, schedule};
+use super::{Store, StoreError};
+
+/// Which invocations `schedules` lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScheduleFilter {
+    /// Only these protocol states (any state when empty).
+    pub states: Vec<i32>,
+    /// Only this plugin version.
+    pub version: Option<String>,
+    /// Only invocations created at or after this time (ms since the epoch).
+    pub since: Option<i64>,
+    /// At most this many rows.
+    pub limit: u64,
+}
+
+/// One line of the listing: everything but the JSON documents, which can be megabytes each.
+#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+pub struct ScheduleSummary {
+    /// The invocation's trace id.
+    pub trace_id: String,
+    /// The plugin version it runs.
+    pub plugin_version: String,
+    /// The protocol state.
+    pub state: i32,
+    /// How many times `execute` has run.
+    pub invoke_count: i32,
+    /// The `err` of a failed invocation.
+    pub err: Option<String>,
+    /// Finish-callback delivery state (see [`super::notify`]).
+    pub notify_state: i16,
+    /// Finish-callback attempts so far.
+    pub notify_attempts: i32,
+    /// When it was created (ms).
+    pub created_at: i64,
+    /// When it reached SUCCESS or FAIL (ms).
+    pub finished_at: Option<i64>,
+}
+
+impl Store {
+    /// Stored invocations matching `filter`, newest first (ties by trace id).
+    pub async fn list_schedules(
+        &self,
+        filter: &ScheduleFilter,
+    ) -> Result<Vec<ScheduleSummary>, StoreError> {
+        let mut query = schedule::Entity::find().select_only().columns([
+            schedule::Column::TraceId,
+            schedule::Column::PluginVersion,
+            schedule::Column::State,
+            schedule::Column::InvokeCount,
+            schedule::Column::Error,
+            schedule::Column::NotifyState,
+            schedule::Column::NotifyAttempts,
+            schedule::Column::CreatedAt,
+            schedule::Column::FinishedAt,
+        ]);
+        if !filter.states.is_empty() {
+            query = query.filter(schedule::Column::State.is_in(filter.states.clone()));
+        }
+        if let Some(version) = &filter.version {
+            query = query.filter(schedule::Column::PluginVersion.eq(version.clone()));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(schedule::Column::CreatedAt.gte(since));
+        }
+        Ok(query
+            .order_by_desc(schedule::Column::CreatedAt)
+            .order_by_desc(schedule::Column::TraceId)
+            .limit(filter.limit)
+            .into_model::<ScheduleSummary>()
+            .all(&self.db)
+            .await?)
+    }
+
+    /// The callbacks delivered to `trace_id`, in arrival order.
+    pub async fn callbacks_of(&self, trace_id: &str) -> Result<Vec<callback::Model>, StoreError> {
+        Ok(callback::Entity::find()
+            .filter(callback::Column::TraceId.eq(trace_id))
+            .order_by_asc(callback::Column::CreatedAt)
+            .order_by_asc(callback::Column::CallbackId)
+            .all(&self.db)
+            .await?)
+    }
+}
