@@ -147,9 +147,15 @@ impl TestDb {
 /// The fixture plugin binary, built by `cargo test --workspace` next to this test executable
 /// (tests live in `<profile>/deps/`, binaries such as the bench harness in `<profile>/`).
 pub fn fixture_binary() -> PathBuf {
+    binary("bkp-fixtures")
+}
+
+/// A binary of the fixtures package (`bkp-fixtures`, or `bkp-faults`, the fault-injection
+/// plugin), found the way [`fixture_binary`] finds the fixture.
+pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     let dir = exe.parent().map(PathBuf::from).unwrap_or_default();
-    let candidates = [dir.join("bkp-fixtures"), dir.join("../bkp-fixtures")];
+    let candidates = [dir.join(name), dir.join(format!("../{name}"))];
     let found = candidates.iter().find(|p| p.is_file()).cloned();
     found.unwrap_or_else(|| {
         panic!(
@@ -249,6 +255,8 @@ pub struct Launch {
     pub args: Vec<String>,
     /// Extra environment.
     pub env: Vec<(String, String)>,
+    /// The binary: `bkp-fixtures` unless [`Launch::binary`] says otherwise.
+    pub binary: &'static str,
 }
 
 impl Launch {
@@ -258,6 +266,7 @@ impl Launch {
             command: "serve",
             args: vec![],
             env: vec![],
+            binary: "bkp-fixtures",
         }
     }
 
@@ -267,6 +276,7 @@ impl Launch {
             command: "serve",
             args: vec!["--no-worker".into()],
             env: vec![],
+            binary: "bkp-fixtures",
         }
     }
 
@@ -276,7 +286,14 @@ impl Launch {
             command: "worker",
             args: vec![],
             env: vec![],
+            binary: "bkp-fixtures",
         }
+    }
+
+    /// Runs another binary of the fixtures package (e.g. `bkp-faults`).
+    pub fn binary(mut self, name: &'static str) -> Self {
+        self.binary = name;
+        self
     }
 
     /// Adds an environment variable.
@@ -298,7 +315,7 @@ impl Plugin {
         let logs = TempDir::new("bkp-log");
         let log = logs.0.join("plugin.log");
         let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
-        let mut command = Command::new(fixture_binary());
+        let mut command = Command::new(binary(launch.binary));
         command
             .arg(launch.command)
             .args(&launch.args)

@@ -13,8 +13,30 @@ const QUEUE: usize = 8_192;
 
 /// Why a submitted item was not written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct BatchError(pub String);
+#[error("{message}")]
+pub struct BatchError {
+    /// What went wrong.
+    pub message: String,
+    /// The database answered and refused the item itself (too long for a column, a constraint):
+    /// writing it again cannot succeed. False for outages, timeouts and lock conflicts.
+    pub rejected: bool,
+}
+
+impl BatchError {
+    /// A failure that may pass when tried again.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            rejected: false,
+        }
+    }
+}
+
+impl From<String> for BatchError {
+    fn from(message: String) -> Self {
+        Self::transient(message)
+    }
+}
 
 type Job<T, R> = (T, oneshot::Sender<Result<R, BatchError>>);
 
@@ -41,7 +63,7 @@ impl<T: Clone + Send + 'static, R: Send + 'static> Batcher<T, R> {
     where
         W: Fn(Vec<T>) -> F + Send + Sync + 'static,
         F: Future<Output = Result<Vec<R>, E>> + Send,
-        E: std::fmt::Display,
+        E: Into<BatchError>,
     {
         let (sender, receiver) = mpsc::channel::<Job<T, R>>(QUEUE);
         let receiver = Arc::new(Mutex::new(receiver));
@@ -64,7 +86,7 @@ impl<T: Clone + Send + 'static, R: Send + 'static> Batcher<T, R> {
                     // `.ok()` drops the batch's error at once (it need not be `Send`).
                     let together = write(items.clone()).await.ok();
                     match together {
-                        Some(results) => answer(replies, Ok::<_, String>(results)),
+                        Some(results) => answer(replies, Ok::<_, BatchError>(results)),
                         None => {
                             for (item, reply) in items.into_iter().zip(replies) {
                                 answer(vec![reply], write(vec![item]).await);
@@ -83,14 +105,14 @@ impl<T: Clone + Send + 'static, R: Send + 'static> Batcher<T, R> {
         self.sender
             .send((item, reply))
             .await
-            .map_err(|_| BatchError("the batch writer has stopped".into()))?;
+            .map_err(|_| BatchError::transient("the batch writer has stopped"))?;
         answer
             .await
-            .map_err(|_| BatchError("the batch writer has stopped".into()))?
+            .map_err(|_| BatchError::transient("the batch writer has stopped"))?
     }
 }
 
-fn answer<R, E: std::fmt::Display>(
+fn answer<R, E: Into<BatchError>>(
     replies: Vec<oneshot::Sender<Result<R, BatchError>>>,
     results: Result<Vec<R>, E>,
 ) {
@@ -107,13 +129,13 @@ fn answer<R, E: std::fmt::Display>(
                 replies.len()
             );
             for reply in replies {
-                let _ = reply.send(Err(BatchError(message.clone())));
+                let _ = reply.send(Err(BatchError::transient(message.clone())));
             }
         }
         Err(e) => {
-            let message = e.to_string();
+            let error = e.into();
             for reply in replies {
-                let _ = reply.send(Err(BatchError(message.clone())));
+                let _ = reply.send(Err(error.clone()));
             }
         }
     }
@@ -170,11 +192,13 @@ mod tests {
             })
             .collect();
         for task in tasks {
-            let (i, result) = task.await.unwrap_or((0, Err(BatchError("join".into()))));
+            let (i, result) = task.await.unwrap_or((0, Err(BatchError::transient("join"))));
             if i == 13 {
                 assert_eq!(
                     result,
-                    Err(BatchError("cannot write 1 items with 13 among them".into()))
+                    Err(BatchError::transient(
+                        "cannot write 1 items with 13 among them"
+                    ))
                 );
             } else {
                 assert_eq!(result, Ok(i));

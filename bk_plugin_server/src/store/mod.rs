@@ -63,6 +63,54 @@ pub fn is_transient(error: &DbErr) -> bool {
     .any(|needle| text.contains(needle))
 }
 
+/// Whether the database answered and refused the statement itself — a value too long for its
+/// column (MySQL 1406), a packet over `max_allowed_packet`, a constraint or trigger — so that
+/// running it again cannot succeed. Outages, timeouts and lock conflicts are not rejections.
+pub fn is_rejection(error: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx};
+    let (DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner))) =
+        error
+    else {
+        return false;
+    };
+    matches!(inner.as_ref(), sqlx::Error::Database(_)) && !is_transient(error)
+}
+
+impl StoreError {
+    /// See [`is_rejection`].
+    pub fn is_rejection(&self) -> bool {
+        match self {
+            Self::Db(e) => is_rejection(e),
+            Self::Unsupported(_) | Self::Corrupt { .. } => false,
+        }
+    }
+}
+
+impl From<StoreError> for batch::BatchError {
+    fn from(error: StoreError) -> Self {
+        Self {
+            rejected: error.is_rejection(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// The longest `err` the store keeps, in bytes: a longer one is cut at a character boundary
+/// and ends with `... [err truncated: N bytes in all]`.
+pub const MAX_ERR_BYTES: usize = 32 * 1024;
+
+/// `err` cut to [`MAX_ERR_BYTES`].
+pub fn cap_err(err: String) -> String {
+    if err.len() <= MAX_ERR_BYTES {
+        return err;
+    }
+    let mut end = MAX_ERR_BYTES;
+    while !err.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... [err truncated: {} bytes in all]", &err[..end], err.len())
+}
+
 /// Runs `attempt` again (up to 5 times, 5 ms doubling) while it fails with a transient conflict.
 pub(crate) async fn retry_transient<T, F, Fut>(mut attempt: F) -> Result<T, DbErr>
 where
@@ -198,7 +246,16 @@ fn mysql_too_old(version: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::mysql_too_old;
+    use super::{MAX_ERR_BYTES, cap_err, mysql_too_old};
+
+    #[test]
+    fn a_long_err_is_cut_at_a_character_boundary_and_says_how_long_it_was() {
+        assert_eq!(cap_err("short".into()), "short");
+        let long = "错".repeat(MAX_ERR_BYTES);
+        let capped = cap_err(long.clone());
+        assert!(capped.len() < MAX_ERR_BYTES + 64, "{}", capped.len());
+        assert!(capped.ends_with(&format!("[err truncated: {} bytes in all]", long.len())));
+    }
 
     #[test]
     fn servers_without_skip_locked_are_recognised() {

@@ -359,7 +359,10 @@ async fn record_step<C: ConnectionTrait>(
             schedule::Column::InvokeCount,
             Expr::value(transition.invoke_count),
         )
-        .col_expr(schedule::Column::Error, Expr::value(transition.err))
+        .col_expr(
+            schedule::Column::Error,
+            Expr::value(transition.err.map(super::cap_err)),
+        )
         .col_expr(schedule::Column::RunAt, Expr::value(transition.run_at))
         .col_expr(
             schedule::Column::CallbackDeadline,

@@ -252,6 +252,8 @@ async fn record(
 ) {
     let mut backoff = Duration::from_millis(50);
     let give_up = std::time::Instant::now() + state.config.lease;
+    let mut transition = transition;
+    let mut refused_once = false;
     loop {
         let step = FinishedStep {
             trace_id: row.trace_id.clone(),
@@ -270,6 +272,22 @@ async fn record(
             Ok(false) => {
                 tracing::warn!(trace_id = %row.trace_id, "lease lost before the step was recorded; another worker owns it now");
                 return;
+            }
+            Err(e) if e.rejected && !refused_once => {
+                // Writing the same result again cannot succeed; running the step again would
+                // produce it again. The invocation fails, keeping its stored state.
+                refused_once = true;
+                tracing::error!(trace_id = %row.trace_id, error = %e, "the database refused the step's result; recording FAIL");
+                let reason: String = e.message.chars().take(300).collect();
+                transition = Transition {
+                    consumed_callback: transition.consumed_callback.clone(),
+                    invoke_count: transition.invoke_count,
+                    ..fail(
+                        state,
+                        row,
+                        format!("plugin schedule raise unexpected error: the step's result could not be stored: {reason}"),
+                    )
+                };
             }
             Err(e) if std::time::Instant::now() < give_up => {
                 tracing::warn!(trace_id = %row.trace_id, error = %e, "recording the step failed; retrying");
