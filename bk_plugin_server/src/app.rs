@@ -42,6 +42,10 @@ pub struct AppState {
     pub verifier: Option<GatewayVerifier>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// How long callback tokens issued now live.
+    pub token_ttl: Duration,
+    /// Trace ids whose `invoke` is running in this process (see [`AppState::may_be_early`]).
+    in_flight: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Group-commits new waiting invocations.
     parking: Batcher<NewWaiting, ()>,
     /// Group-commits finished steps.
@@ -76,12 +80,13 @@ impl AppState {
             .chain([config.callback_timeout])
             .max()
             .unwrap_or(config.callback_timeout);
+        let token_ttl = config
+            .callback_token_ttl
+            .max(longest_wait + Duration::from_secs(24 * 3600));
         let issuer = Arc::new(ServerIssuer {
             signer: signer.clone(),
             base_url: callback_base_url(&config),
-            ttl: config
-                .callback_token_ttl
-                .max(longest_wait + Duration::from_secs(24 * 3600)),
+            ttl: token_ttl,
         });
         // SQLite has one writer at a time; the servers take several transactions at once.
         let writers = match store.connection().get_database_backend() {
@@ -109,6 +114,8 @@ impl AppState {
             })
         };
         Self {
+            token_ttl,
+            in_flight: Default::default(),
             parking,
             recorder,
             registry,
@@ -198,7 +205,47 @@ pub fn wait_times(next: &Next, callback_timeout: Duration, now: i64) -> Option<(
     }
 }
 
+/// Marks an `invoke` as running in this process until dropped.
+#[derive(Debug)]
+pub struct InFlight<'a> {
+    state: &'a AppState,
+    trace_id: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.state.in_flight.lock() {
+            running.remove(&self.trace_id);
+        }
+    }
+}
+
 impl AppState {
+    /// Marks `trace_id`'s invoke as running here until the guard is dropped.
+    pub fn invoke_started(&self, trace_id: &str) -> InFlight<'_> {
+        if let Ok(mut running) = self.in_flight.lock() {
+            running.insert(trace_id.to_string());
+        }
+        InFlight {
+            state: self,
+            trace_id: trace_id.to_string(),
+        }
+    }
+
+    /// Whether a callback for an invocation that is not stored may have overtaken its own
+    /// invocation's insert: the invoke is still running in this process, or the token (valid
+    /// until `expires_at`, Unix seconds) was issued less than
+    /// `BK_PLUGIN_EARLY_CALLBACK_SECONDS` ago (the invoke may be running in another process).
+    pub fn may_be_early(&self, trace_id: &str, expires_at: u32) -> bool {
+        let running = self
+            .in_flight
+            .lock()
+            .map(|running| running.contains(trace_id))
+            .unwrap_or(false);
+        let issued_at = u64::from(expires_at).saturating_sub(self.token_ttl.as_secs());
+        running || unix_now() < issued_at.saturating_add(self.config.early_callback.as_secs())
+    }
+
     /// How long invocations of `version` wait for a callback.
     pub fn callback_timeout_of(&self, version: &str) -> Duration {
         self.registry

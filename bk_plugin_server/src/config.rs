@@ -64,6 +64,10 @@ pub struct Config {
     /// `BK_PLUGIN_CALLBACK_TIMEOUT_SECONDS` (default 7 days): a CALLBACK invocation whose
     /// callback never comes fails after this long.
     pub callback_timeout: Duration,
+    /// `BK_PLUGIN_EARLY_CALLBACK_SECONDS` (default 120): a callback for an invocation that is
+    /// not stored is kept as an early arrival when its token is younger than this (or the
+    /// invoke still runs in this process); otherwise it gets 400.
+    pub early_callback: Duration,
     /// `BK_PLUGIN_MAX_BODY_BYTES` (default 10 MiB).
     pub max_body_bytes: usize,
     /// `BK_PLUGIN_MAX_STATE_BYTES` (default 4 MiB): the most a waiting invocation's storage and
@@ -142,6 +146,7 @@ impl Config {
                 "BK_PLUGIN_CALLBACK_TIMEOUT_SECONDS",
                 7 * 24 * 3600,
             )?),
+            early_callback: Duration::from_secs(parsed("BK_PLUGIN_EARLY_CALLBACK_SECONDS", 120)?),
             max_body_bytes: parsed("BK_PLUGIN_MAX_BODY_BYTES", 10 * 1024 * 1024)?,
             max_state_bytes: parsed("BK_PLUGIN_MAX_STATE_BYTES", 4 * 1024 * 1024)?,
             worker_concurrency: parsed("BK_PLUGIN_WORKER_CONCURRENCY", 256usize)?.max(1),

@@ -12,6 +12,7 @@ use serde_json::json;
 on_every_backend!(
     an_err_longer_than_64_kib_is_recorded_once_and_capped,
     a_result_the_database_refuses_fails_the_invocation_instead_of_running_it_again,
+    a_callback_for_an_invocation_that_was_never_stored_is_refused,
 );
 
 fn count(log: &str, needle: &str) -> usize {
@@ -97,4 +98,63 @@ async fn a_result_the_database_refuses_fails_the_invocation_instead_of_running_i
     // Wait past a lease: the step is never run again.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(count(&plugin.log_text(), "poll plugin done"), 1);
+}
+
+async fn scalar(db: &TestDb, sql: &str) -> i64 {
+    let conn = Database::connect(&db.url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let value = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            sql,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .and_then(|row| row.try_get_by_index::<i64>(0).ok())
+        .unwrap_or(-1);
+    let _ = conn.close().await;
+    value
+}
+
+async fn execute(db: &TestDb, sql: &str) {
+    let conn = Database::connect(&db.url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    conn.execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let _ = conn.close().await;
+}
+
+async fn a_callback_for_an_invocation_that_was_never_stored_is_refused(db: &TestDb) {
+    let plugin = Plugin::launch(
+        db,
+        Launch::serve().env("BK_PLUGIN_EARLY_CALLBACK_SECONDS", "1"),
+    )
+    .await;
+    let (_, body) = plugin.invoke("1.2.0", json!({}), json!({})).await;
+    assert_eq!(body["data"]["state"], json!(3), "{body}");
+    let trace_id = body["trace_id"].as_str().unwrap_or_default();
+    let url = body["data"]["outputs"]["callback_url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    // As if the invocation had never been stored (its first run ended without waiting).
+    execute(
+        db,
+        &format!("DELETE FROM bkp_schedule WHERE trace_id = '{trace_id}'"),
+    )
+    .await;
+    // Past the early-arrival window of its token.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, answer) = plugin.post(&url, &json!({"late": true})).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["message"],
+        json!(format!(
+            "callback fail, can not find schedule for trace_id {trace_id}"
+        ))
+    );
+    assert_eq!(scalar(db, "SELECT COUNT(*) FROM bkp_callback").await, 0);
 }

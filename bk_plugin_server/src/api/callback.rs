@@ -34,9 +34,10 @@ pub(crate) async fn callback(
     let data = body.to_string();
     let hostname = [state.metrics.hostname()];
     let started = std::time::Instant::now();
+    let may_be_early = state.may_be_early(&claims.trace_id, claims.expires_at);
     let result = state
         .store
-        .accept_callback(&claims.trace_id, &claims.callback_id, data)
+        .accept_callback_for(&claims.trace_id, &claims.callback_id, data, may_be_early)
         .await;
     let time = state.metrics.callback_time.with_label_values(&hostname);
     time.observe(started.elapsed().as_secs_f64());

@@ -59,6 +59,7 @@ pub(crate) async fn invoke(
         )));
     };
     let trace_id = new_trace_id();
+    let _running = state.invoke_started(&trace_id);
     check_scope(&state, &caller, &req).map_err(|e| e.with_trace(&trace_id))?;
     let body = read_json(&req, payload, state.config.max_body_bytes)
         .await

@@ -21,8 +21,7 @@ pub enum CallbackAcceptance {
     },
     /// The same callback was delivered before: nothing changes.
     Duplicate,
-    /// No such invocation, and the callback was not kept (reserved; tokens are only issued for
-    /// invocations we run, so an unknown one is kept as an early arrival instead).
+    /// No such invocation, and it cannot be an early arrival: the callback was not kept.
     NotFound,
     /// The invocation is not waiting for a callback.
     NotWaiting(State),
@@ -42,6 +41,20 @@ impl Store {
         callback_id: &str,
         data: String,
     ) -> Result<CallbackAcceptance, StoreError> {
+        self.accept_callback_for(trace_id, callback_id, data, true)
+            .await
+    }
+
+    /// [`Store::accept_callback`], keeping a callback for an invocation that is not stored only
+    /// when `may_be_early` (the caller judged that its invocation's first run may still be in
+    /// progress); otherwise such a callback is [`CallbackAcceptance::NotFound`].
+    pub async fn accept_callback_for(
+        &self,
+        trace_id: &str,
+        callback_id: &str,
+        data: String,
+        may_be_early: bool,
+    ) -> Result<CallbackAcceptance, StoreError> {
         let row = self.get(trace_id).await?;
         let already = callback::Entity::find_by_id((trace_id.to_string(), callback_id.to_string()))
             .one(&self.db)
@@ -49,6 +62,9 @@ impl Store {
             .is_some();
         if already {
             return Ok(CallbackAcceptance::Duplicate);
+        }
+        if row.is_none() && !may_be_early {
+            return Ok(CallbackAcceptance::NotFound);
         }
         if let Some(row) = &row {
             let state = State::from_i32(row.state).unwrap_or(State::Fail);
