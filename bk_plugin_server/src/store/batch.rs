@@ -192,7 +192,9 @@ mod tests {
             })
             .collect();
         for task in tasks {
-            let (i, result) = task.await.unwrap_or((0, Err(BatchError::transient("join"))));
+            let (i, result) = task
+                .await
+                .unwrap_or((0, Err(BatchError::transient("join"))));
             if i == 13 {
                 assert_eq!(
                     result,

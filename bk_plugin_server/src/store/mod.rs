@@ -108,7 +108,11 @@ pub fn cap_err(err: String) -> String {
     while !err.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}... [err truncated: {} bytes in all]", &err[..end], err.len())
+    format!(
+        "{}... [err truncated: {} bytes in all]",
+        &err[..end],
+        err.len()
+    )
 }
 
 /// Runs `attempt` again (up to 5 times, 5 ms doubling) while it fails with a transient conflict.

@@ -285,7 +285,9 @@ async fn record(
                     ..fail(
                         state,
                         row,
-                        format!("plugin schedule raise unexpected error: the step's result could not be stored: {reason}"),
+                        format!(
+                            "plugin schedule raise unexpected error: the step's result could not be stored: {reason}"
+                        ),
                     )
                 };
             }
