@@ -5,8 +5,8 @@ use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_schedule;
 mod m20261125_000002_create_callback;
 mod m20261125_000003_create_log;
-mod m20261126_000040_index_schedule_created;
 mod m20261126_000010_wide_text_columns;
+mod m20261126_000040_index_schedule_created;
 
 /// Every migration, in order.
 pub struct Migrator;
