@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod inspect;
+mod jwt_cache;
 pub mod logging;
 pub mod metrics;
 pub mod plugin_api;

@@ -158,18 +158,72 @@ async fn forged_expired_and_confused_jwts_are_refused() {
         )
         .unwrap_or_default()
     };
+    let mut not_yet_valid_claims = claims("bk_sops", now() + 600);
+    not_yet_valid_claims["nbf"] = json!(now() + 120);
+    let not_yet_valid = sign(
+        "gateway.key",
+        GATEWAY,
+        Algorithm::RS512,
+        &not_yet_valid_claims,
+    );
+    // A valid token is verified (and cached) first: its tampered twin must not ride on it.
+    let good = token("bk_sops");
+    let (status, _) = invoke_with(&plugin, "1.6.0", &[("X-Bkapi-JWT", &good)]).await;
+    assert_eq!(status, 200);
+    let parts: Vec<&str> = good.split('.').collect();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims("other_app", now() + 600).to_string()),
+        parts[2]
+    );
     for (name, jwt) in [
         ("wrong key", wrong_key),
         ("expired", expired),
         ("wrong kid", wrong_kid),
         ("alg none", alg_none),
         ("HS256 with the public key", hs256),
+        ("not yet valid", not_yet_valid),
+        ("claims of a cached token tampered", tampered),
         ("garbage", "not.a.jwt".to_string()),
     ] {
-        let (status, body) = invoke_with(&plugin, "1.6.0", &[("X-Bkapi-JWT", &jwt)]).await;
-        assert_eq!(status, 401, "{name}: {body}");
-        assert_eq!(body["result"], json!(false), "{name}");
+        // Twice: a refused token must not be remembered as anything.
+        for attempt in 0..2 {
+            let (status, body) = invoke_with(&plugin, "1.6.0", &[("X-Bkapi-JWT", &jwt)]).await;
+            assert_eq!(status, 401, "{name}, attempt {attempt}: {body}");
+            assert_eq!(body["result"], json!(false), "{name}");
+        }
     }
+}
+
+#[tokio::test]
+async fn a_token_accepted_many_times_is_refused_once_its_expiry_and_leeway_pass() {
+    let db = sqlite().await;
+    let plugin = prod_plugin(&db, &[]).await;
+    // exp 25 s ago: inside the 30 s leeway for about five more seconds.
+    let exp = now() - 25;
+    let jwt = sign(
+        "gateway.key",
+        GATEWAY,
+        Algorithm::RS512,
+        &claims("bk_sops", exp),
+    );
+    for _ in 0..5 {
+        let (status, body) = invoke_with(&plugin, "1.6.0", &[("X-Bkapi-JWT", &jwt)]).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    while now() <= exp + 30 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (status, body) = invoke_with(&plugin, "1.6.0", &[("X-Bkapi-JWT", &jwt)]).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expired"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
