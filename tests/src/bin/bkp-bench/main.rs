@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p bkp-blackbox-tests --bin bkp-bench -- [--python] [--no-rust] [--quick]
-//!     [--scenarios a,b,c,d,e,f,g] [--n 10000]
+//!     [--scenarios a,b,c,d,e,f,g,h] [--n 10000]
 //! ```
 //! PostgreSQL scenarios run when `BKP_TEST_POSTGRES_URL` is set. See docs/benchmarks.md.
 
@@ -17,6 +17,7 @@ use bkp_blackbox_tests::{Backend, fixture_binary};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 
+mod prod;
 mod python;
 mod rust;
 mod wrk;
@@ -60,7 +61,7 @@ fn options() -> Options {
     let quick = args.iter().any(|a| a == "--quick");
     Options {
         scenarios: value("--scenarios")
-            .unwrap_or_else(|| "abcdefg".into())
+            .unwrap_or_else(|| "abcdefgh".into())
             .chars()
             .filter(char::is_ascii_lowercase)
             .collect(),
@@ -206,6 +207,9 @@ async fn main() {
     if !std::env::args().any(|a| a == "--no-rust") {
         rust_scenarios(&options, Backend::Sqlite, &mut table).await;
         rust_scenarios(&options, Backend::Postgres, &mut table).await;
+        if options.scenarios.contains(&'h') {
+            prod::prod_scenarios(&options, &mut table).await;
+        }
     }
     if options.python {
         python_scenarios(&options, &mut table).await;

@@ -1,6 +1,7 @@
 //! Driving HTTP load with wrk (installed from Debian's packages when missing) and reading
 //! its figures.
 
+use std::path::Path;
 use std::process::Command;
 
 use super::Table;
@@ -25,6 +26,11 @@ pub(crate) struct WrkResult {
 }
 
 impl WrkResult {
+    /// Requests per second.
+    pub(crate) fn rps(&self) -> f64 {
+        self.rps
+    }
+
     /// Puts req/s, p50 / p99 and any errors into the table under `row`.
     pub(crate) fn record(&self, table: &mut Table, row: &str, python: bool) {
         table.put(&format!("{row} req/s"), python, format!("{:.0}", self.rps));
@@ -51,15 +57,69 @@ pub(crate) fn parse_ms(text: &str) -> f64 {
 }
 
 pub(crate) fn wrk(url: &str, body: &str, seconds: u64) -> WrkResult {
-    let script = std::env::temp_dir().join(format!("bkp-wrk-{}.lua", std::process::id()));
     let lua = format!(
         "wrk.method = \"POST\"\nwrk.body = [[{body}]]\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
     );
+    run(&lua, url, &[], seconds)
+}
+
+/// wrk whose requests rotate through the `X-Bkapi-JWT` values in `tokens` (one per line; `-`
+/// for none). Each wrk thread takes every other line and cycles through its own share; the
+/// requests are formatted once, up front, so the load generator does no per-request work.
+pub(crate) fn wrk_rotating(url: &str, body: &str, tokens: &Path, seconds: u64) -> WrkResult {
+    let lua = format!(
+        r#"wrk.method = "POST"
+wrk.body = [[{body}]]
+local counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+function init(args)
+  reqs = {{}}
+  local i = 0
+  for line in io.lines(args[1]) do
+    if i % THREADS == id then
+      local headers = {{["Content-Type"] = "application/json"}}
+      if line ~= "-" then headers["X-Bkapi-JWT"] = line end
+      reqs[#reqs + 1] = wrk.format("POST", nil, headers, wrk.body)
+    end
+    i = i + 1
+  end
+  if #reqs == 0 then reqs[1] = wrk.format("POST", nil, {{["Content-Type"] = "application/json"}}, wrk.body) end
+  k = 0
+end
+function request()
+  k = k % #reqs + 1
+  return reqs[k]
+end
+"#
+    )
+    .replace("THREADS", &THREADS.to_string());
+    run(
+        &lua,
+        url,
+        &["--".to_string(), tokens.display().to_string()],
+        seconds,
+    )
+}
+
+const THREADS: usize = 2;
+
+fn run(lua: &str, url: &str, script_args: &[String], seconds: u64) -> WrkResult {
+    let script = std::env::temp_dir().join(format!("bkp-wrk-{}.lua", std::process::id()));
     std::fs::write(&script, lua).unwrap_or_else(|e| panic!("{e}"));
     let output = Command::new("wrk")
-        .args(["-t2", "-c50", &format!("-d{seconds}s"), "--latency", "-s"])
+        .args([
+            format!("-t{THREADS}"),
+            "-c50".to_string(),
+            format!("-d{seconds}s"),
+            "--latency".to_string(),
+            "-s".to_string(),
+        ])
         .arg(&script)
         .arg(url)
+        .args(script_args)
         .output()
         .unwrap_or_else(|e| panic!("wrk: {e}"));
     let text = String::from_utf8_lossy(&output.stdout).to_string();
