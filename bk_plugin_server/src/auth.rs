@@ -107,8 +107,8 @@ pub enum AuthError {
     },
 }
 
-/// The caller as the verified JWT says.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The caller as the verified JWT says. Its `Debug` hides the JWT.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Caller {
     /// The calling app (`app.app_code` or `app.bk_app_code`), when verified.
     pub app_code: Option<String>,
@@ -116,6 +116,16 @@ pub struct Caller {
     pub username: Option<String>,
     /// The raw JWT, to forward to handlers (never logged).
     pub jwt: Option<String>,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("app_code", &self.app_code)
+            .field("username", &self.username)
+            .field("jwt", &self.jwt.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
 }
 
 #[derive(Debug, Deserialize)]

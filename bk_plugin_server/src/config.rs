@@ -33,8 +33,9 @@ impl Environment {
     }
 }
 
-/// Everything the runtime reads from the environment.
-#[derive(Debug, Clone)]
+/// Everything the runtime reads from the environment. Its `Debug` hides the secrets (app
+/// secret, callback secret, the database password).
+#[derive(Clone)]
 pub struct Config {
     /// `BKPAAS_APP_ID`: the plugin's app code, shown as `code` in meta.
     pub app_code: String,
@@ -84,12 +85,52 @@ pub struct Config {
     pub step_timeout: Duration,
     /// `BK_PLUGIN_EMBEDDED_WORKER` (default on): `serve` also runs a worker.
     pub embedded_worker: bool,
-    /// `BK_PLUGIN_FINISH_CALLBACK_TRIES` (default 3).
+    /// `BK_PLUGIN_FINISH_CALLBACK_TRIES` (default 0: no limit by count): the most attempts of
+    /// one finish callback.
     pub finish_callback_tries: u32,
+    /// `BK_PLUGIN_FINISH_CALLBACK_RETRY_SECONDS` (default 3600): a failed finish callback is
+    /// tried again, with backoff, until this long after its invocation finished.
+    pub finish_callback_retry: Duration,
     /// `BK_PLUGIN_DB_MAX_CONNECTIONS` (default 16).
     pub db_max_connections: u32,
     /// The API gateway whose JWTs we accept (`kid`): `BKPAAS_BK_PLUGIN_APIGW_NAME`, else the app code.
     pub gateway_name: String,
+}
+
+/// Stands in for a secret in `Debug` output.
+const HIDDEN: &str = "<hidden>";
+
+/// A URL with the password of its userinfo hidden.
+fn without_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:{HIDDEN}{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |secret: &Option<String>| secret.as_ref().map(|_| HIDDEN);
+        f.debug_struct("Config")
+            .field("app_code", &self.app_code)
+            .field("app_secret", &hidden(&self.app_secret))
+            .field("environment", &self.environment)
+            .field("bind", &self.bind)
+            .field("port", &self.port)
+            .field("database_url", &without_password(&self.database_url))
+            .field("time_zone", &self.time_zone)
+            .field("callback_host", &self.callback_host)
+            .field("stage_name", &self.stage_name)
+            .field("callback_secret", &hidden(&self.callback_secret))
+            .field("gateway_name", &self.gateway_name)
+            .finish_non_exhaustive()
+    }
 }
 
 fn var(name: &str) -> Option<String> {
@@ -158,7 +199,11 @@ impl Config {
                 parsed("BK_PLUGIN_STEP_TIMEOUT_SECONDS", 3600u64)?.max(1),
             ),
             embedded_worker: flag("BK_PLUGIN_EMBEDDED_WORKER", true)?,
-            finish_callback_tries: parsed("BK_PLUGIN_FINISH_CALLBACK_TRIES", 3u32)?.max(1),
+            finish_callback_tries: parsed("BK_PLUGIN_FINISH_CALLBACK_TRIES", 0u32)?,
+            finish_callback_retry: Duration::from_secs(parsed(
+                "BK_PLUGIN_FINISH_CALLBACK_RETRY_SECONDS",
+                3600u64,
+            )?),
             db_max_connections: parsed("BK_PLUGIN_DB_MAX_CONNECTIONS", 16u32)?.max(1),
         })
     }
@@ -207,6 +252,24 @@ mod tests {
     #[test]
     fn mysql_passwords_are_percent_encoded_in_the_url() {
         assert_eq!(encode("p@ss:w/rd"), "p%40ss%3Aw%2Frd");
+    }
+
+    #[test]
+    fn debug_output_hides_the_secrets() {
+        let config = Config {
+            app_secret: Some("app-secret-value".into()),
+            callback_secret: Some("callback-secret-value".into()),
+            database_url: "mysql://root:db-password@db:3306/plugin".into(),
+            ..Config::from_env().unwrap_or_else(|e| panic!("{e}"))
+        };
+        let text = format!("{config:?}");
+        for secret in ["app-secret-value", "callback-secret-value", "db-password"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(
+            text.contains("mysql://root:<hidden>@db:3306/plugin"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// HTTP request seconds by route pattern.
     pub http_duration: HistogramVec,
+    /// Finish-callback attempts by outcome: `delivered`, `failed` (tried again later),
+    /// `gave_up` (the last attempt failed; never tried again).
+    pub finish_callbacks: IntCounterVec,
     queue: IntGaugeVec,
 }
 
@@ -138,6 +141,12 @@ impl Metrics {
                 "bk_plugin_http_request_duration_seconds",
                 "HTTP request seconds",
                 &["route"],
+            ),
+            finish_callbacks: counter(
+                &r,
+                "bk_plugin_finish_callback_total",
+                "finish-callback attempts by outcome: delivered, failed (retried), gave_up",
+                &["outcome", "hostname"],
             ),
             queue: gauge(
                 &r,

@@ -73,8 +73,10 @@ impl ApiMethod {
     }
 }
 
-/// A request as a handler sees it, whether it came over HTTP or through dispatch.
-#[derive(Debug, Clone, Default)]
+/// A request as a handler sees it, whether it came over HTTP or through dispatch. Its `Debug`
+/// hides the user's credential and credential-bearing headers (JWT, authorization, cookies,
+/// tokens).
+#[derive(Clone, Default)]
 pub struct ApiRequest {
     /// GET or POST.
     pub method: Option<ApiMethod>,
@@ -93,6 +95,45 @@ pub struct ApiRequest {
     /// The user's credential for calling other BlueKing APIs as them: the `bk_token` cookie in
     /// dev, the gateway JWT in production.
     pub user_credential: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for ApiRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |name: &str| {
+            let name = name.to_ascii_lowercase();
+            ["jwt", "authorization", "cookie", "token", "secret"]
+                .iter()
+                .any(|word| name.contains(word))
+        };
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let shown = if secret(name) {
+                    "<hidden>"
+                } else {
+                    value.as_str()
+                };
+                (name.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("ApiRequest")
+            .field("method", &self.method)
+            .field("params", &self.params)
+            .field("query", &self.query)
+            .field("data", &self.data)
+            .field("username", &self.username)
+            .field("app_code", &self.app_code)
+            .field("headers", &headers)
+            .field(
+                "user_credential",
+                &self
+                    .user_credential
+                    .as_ref()
+                    .map(|(kind, _)| (kind, "<hidden>")),
+            )
+            .finish()
+    }
 }
 
 /// A handler's failure: answered with the status it names (400..=599; anything else is 500)

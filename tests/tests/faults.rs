@@ -3,7 +3,11 @@
 //! block their thread, rolling deploys with mixed binaries.
 #![allow(missing_docs)]
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use bkp_blackbox_tests::{Backend, Launch, Plugin, TestDb, migrate, on_every_backend};
 use sea_orm::{ConnectionTrait, Database};
@@ -157,4 +161,301 @@ async fn a_callback_for_an_invocation_that_was_never_stored_is_refused(db: &Test
         ))
     );
     assert_eq!(scalar(db, "SELECT COUNT(*) FROM bkp_callback").await, 0);
+}
+
+/// How the test receiver answers one finish callback.
+#[derive(Debug, Clone)]
+enum Answer {
+    /// This status with `{}`.
+    Status(u16),
+    /// Reads the request and never answers.
+    Hang,
+    /// 307 to this URL.
+    Redirect(String),
+    /// 200 with a body that never ends.
+    Endless,
+    /// 200 after this many milliseconds.
+    Slow(u64),
+}
+
+/// A loopback finish-callback receiver: answers the n-th request with `script[n]` (the last
+/// one repeats); counts requests and the most it served at once.
+#[derive(Debug, Clone)]
+struct Receiver {
+    url: String,
+    requests: Arc<AtomicUsize>,
+    most_at_once: Arc<AtomicUsize>,
+}
+
+impl Receiver {
+    async fn start(path: &str, script: Vec<Answer>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let address = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let receiver = Self {
+            url: format!("http://{address}{path}"),
+            requests: Arc::default(),
+            most_at_once: Arc::default(),
+        };
+        let (requests, most) = (receiver.requests.clone(), receiver.most_at_once.clone());
+        let now = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let n = requests.fetch_add(1, Ordering::SeqCst);
+                let answer = script[n.min(script.len() - 1)].clone();
+                let (now, most) = (now.clone(), most.clone());
+                tokio::spawn(async move {
+                    let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(at_once, Ordering::SeqCst);
+                    serve(socket, answer).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        receiver
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+async fn serve(mut socket: tokio::net::TcpStream, answer: Answer) {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match socket.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+        let text = String::from_utf8_lossy(&buffer).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                break;
+            }
+        }
+    }
+    let reply = |status: u16| {
+        format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+        )
+    };
+    match answer {
+        Answer::Status(status) => {
+            let _ = socket.write_all(reply(status).as_bytes()).await;
+        }
+        Answer::Hang => tokio::time::sleep(Duration::from_secs(120)).await,
+        Answer::Redirect(to) => {
+            let text = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            let _ = socket.write_all(text.as_bytes()).await;
+        }
+        Answer::Endless => {
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n[";
+            if socket.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let filler = "0,".repeat(8192);
+            while socket.write_all(filler.as_bytes()).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        Answer::Slow(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            let _ = socket.write_all(reply(200).as_bytes()).await;
+        }
+    }
+}
+
+/// Invokes 1.7.0 (POLL, then SUCCESS on its re-run) with a finish callback to `url`.
+async fn finishing(plugin: &Plugin, url: &str) -> String {
+    let context = json!({"plugin_callback_info": {"url": url, "data": {"task": 1}}});
+    let (_, body) = plugin.invoke("1.7.0", json!({}), context).await;
+    assert_eq!(body["data"]["state"], json!(2), "{body}");
+    body["trace_id"].as_str().unwrap_or_default().to_string()
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn sqlite() -> TestDb {
+    TestDb::new(Backend::Sqlite)
+        .await
+        .unwrap_or_else(|| panic!("SQLite is always available"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_callback_outlasts_a_receiver_that_fails_three_times() {
+    let db = sqlite().await;
+    let plugin = Plugin::start(&db).await;
+    let receiver = Receiver::start(
+        "/finished",
+        vec![
+            Answer::Status(503),
+            Answer::Status(503),
+            Answer::Status(503),
+            Answer::Status(200),
+        ],
+    )
+    .await;
+    finishing(&plugin, &receiver.url).await;
+    // Attempts at 0, 2, 6 and 14 s: the old default gave up after the third.
+    wait_for(
+        &format!("not delivered:\n{}", plugin.log_text()),
+        Duration::from_secs(30),
+        || plugin.log_text().contains("finish callback delivered"),
+    )
+    .await;
+    assert_eq!(receiver.requests(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_callback_given_up_is_an_error_log_line_and_a_metric() {
+    let db = sqlite().await;
+    let plugin = Plugin::launch(
+        &db,
+        Launch::serve().env("BK_PLUGIN_FINISH_CALLBACK_RETRY_SECONDS", "3"),
+    )
+    .await;
+    let receiver = Receiver::start("/finished", vec![Answer::Status(500)]).await;
+    finishing(&plugin, &receiver.url).await;
+    wait_for(
+        &format!("never given up:\n{}", plugin.log_text()),
+        Duration::from_secs(20),
+        || plugin.log_text().contains("given up"),
+    )
+    .await;
+    let log = plugin.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("given up"))
+        .unwrap_or_default();
+    assert!(line.contains("ERROR"), "{line}");
+    // Attempts at 0 and 2 s; the next (6 s) would be past the 3 s window.
+    assert_eq!(receiver.requests(), 2);
+    let metrics = reqwest::get(format!("{}/metrics", plugin.base))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    let given_up = metrics
+        .lines()
+        .find(|l| l.starts_with("bk_plugin_finish_callback_total") && l.contains("gave_up"))
+        .unwrap_or_default();
+    assert!(given_up.ends_with(" 1"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receivers_that_never_answer_delay_no_other_receiver_and_their_urls_stay_out_of_the_log() {
+    let db = sqlite().await;
+    let plugin = Plugin::start(&db).await;
+    let mut hung = Vec::new();
+    for _ in 0..6 {
+        let receiver = Receiver::start("/callback/SECRET-TOKEN-42/", vec![Answer::Hang]).await;
+        let trace_id = finishing(&plugin, &receiver.url).await;
+        plugin
+            .wait_finished(&trace_id, Duration::from_secs(10))
+            .await;
+        hung.push(receiver);
+    }
+    let healthy = Receiver::start("/finished", vec![Answer::Status(200)]).await;
+    let trace_id = finishing(&plugin, &healthy.url).await;
+    plugin
+        .wait_finished(&trace_id, Duration::from_secs(10))
+        .await;
+    // Six deliveries that take their whole 10 s timeout are in flight; one after another they
+    // held the healthy one back for a minute.
+    wait_for(
+        "the healthy receiver waited for the hung ones",
+        Duration::from_secs(5),
+        || healthy.requests() == 1,
+    )
+    .await;
+    // The hung attempts time out and are logged, without the token in their URL.
+    wait_for("no timeouts logged", Duration::from_secs(20), || {
+        plugin.log_text().matches("will try again").count() >= 6
+    })
+    .await;
+    assert!(
+        !plugin.log_text().contains("SECRET-TOKEN-42"),
+        "{}",
+        plugin.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_to_one_receiver_run_concurrently_but_at_most_four_at_once() {
+    let db = sqlite().await;
+    let plugin = Plugin::start(&db).await;
+    let receiver = Receiver::start("/finished", vec![Answer::Slow(1500)]).await;
+    for _ in 0..10 {
+        finishing(&plugin, &receiver.url).await;
+    }
+    wait_for("not all delivered", Duration::from_secs(30), || {
+        plugin
+            .log_text()
+            .matches("finish callback delivered")
+            .count()
+            == 10
+    })
+    .await;
+    assert_eq!(receiver.most_at_once.load(Ordering::SeqCst), 4);
+    assert_eq!(receiver.requests(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_answer_is_read_only_up_to_the_cap() {
+    let db = sqlite().await;
+    let plugin = Plugin::start(&db).await;
+    let receiver = Receiver::start("/finished", vec![Answer::Endless]).await;
+    finishing(&plugin, &receiver.url).await;
+    wait_for(
+        &format!("not delivered:\n{}", plugin.log_text()),
+        Duration::from_secs(8),
+        || plugin.log_text().contains("finish callback delivered"),
+    )
+    .await;
+    assert_eq!(receiver.requests(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_not_followed_and_counts_as_a_failed_attempt() {
+    let db = sqlite().await;
+    let plugin = Plugin::start(&db).await;
+    let internal = Receiver::start("/internal", vec![Answer::Status(200)]).await;
+    let receiver = Receiver::start(
+        "/finished",
+        vec![Answer::Redirect(internal.url.clone()), Answer::Status(200)],
+    )
+    .await;
+    finishing(&plugin, &receiver.url).await;
+    wait_for(
+        &format!("not delivered:\n{}", plugin.log_text()),
+        Duration::from_secs(15),
+        || plugin.log_text().contains("finish callback delivered"),
+    )
+    .await;
+    assert_eq!(receiver.requests(), 2, "the 307 was a failed attempt");
+    assert_eq!(internal.requests(), 0, "the redirect was not followed");
+    assert!(plugin.log_text().contains("answered HTTP 307"));
 }

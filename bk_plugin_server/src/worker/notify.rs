@@ -2,43 +2,93 @@
 //! scheduler finishes, POST `plugin_callback_info.data` to `plugin_callback_info.url`.
 //!
 //! The pending delivery is recorded in the same transaction that finishes the invocation, so a
-//! restart never forgets it. Delivery runs here, off the request path and off the step loop,
-//! with exponential backoff; its outcome is logged and never changes the invocation's state.
+//! restart never forgets it. Delivery runs here, off the request path and off the step loop:
+//! up to [`IN_FLIGHT`] deliveries at once per process and [`PER_HOST`] per receiver (host and
+//! port), so a receiver that never answers delays nobody else. A failed attempt is tried again
+//! with exponential backoff until `BK_PLUGIN_FINISH_CALLBACK_RETRY_SECONDS` after the
+//! invocation finished; the final give-up is an ERROR log line and a metric. Redirects are not
+//! followed (a 3xx is a failed attempt) and at most [`MAX_BODY`] bytes of an answer are read.
+//! Logs name the receiver by scheme, host and port only: the rest of the URL may carry the
+//! caller's token. The outcome never changes the invocation's state.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::app::AppState;
 use crate::store::entity::schedule;
 use crate::store::{notify, now_ms};
 
 const IDLE: Duration = Duration::from_secs(1);
-/// Each delivery may take up to `TIMEOUT`; a claim of `BATCH` rows must outlast them all, or
-/// another notifier could take the rows back and deliver twice.
-const TIMEOUT: Duration = Duration::from_secs(10);
-const BATCH: u64 = 4;
-const LEASE: Duration = Duration::from_secs(10 * 4 + 30);
+/// The longest one attempt may take, connection and answer included.
+pub(super) const TIMEOUT: Duration = Duration::from_secs(10);
+/// Deliveries one process makes at once.
+pub(super) const IN_FLIGHT: usize = 32;
+/// Deliveries one process makes at once to one receiver (scheme, host and port).
+pub(super) const PER_HOST: usize = 4;
+/// The most of a receiver's answer that is read; the rest is ignored.
+pub(super) const MAX_BODY: usize = 64 * 1024;
+/// Longest wait between two attempts.
+const MAX_BACKOFF_SECONDS: i64 = 120;
+/// A claimed row is skipped by other notifiers this long; a delivery holds it at most
+/// [`TIMEOUT`], since it never waits for a receiver's slot.
+const LEASE: Duration = Duration::from_secs(60);
+/// When a receiver already has [`PER_HOST`] deliveries in flight, the row is due again after this.
+const HOST_BUSY_RETRY_MS: i64 = 500;
+
+type Hosts = Arc<Mutex<HashMap<String, Arc<Semaphore>>>>;
+
+/// The outbound client for finish callbacks: no redirects (a caller-chosen URL must not bounce
+/// the POST elsewhere), [`TIMEOUT`] per attempt.
+pub(super) fn client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
 
 pub(super) async fn notify_loop(
     state: Arc<AppState>,
     owner: String,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let client = match reqwest::Client::builder().timeout(TIMEOUT).build() {
+    let client = match client() {
         Ok(client) => client,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the HTTP client; finish callbacks are off");
             return;
         }
     };
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let hosts: Hosts = Arc::default();
     while !*stopped.borrow() {
-        match state.store.claim_notifications(&owner, LEASE, BATCH).await {
+        let free = slots.available_permits();
+        if free == 0 {
+            tokio::select! {
+                permit = slots.clone().acquire_owned() => drop(permit),
+                _ = stopped.changed() => {}
+            }
+            continue;
+        }
+        match state
+            .store
+            .claim_notifications(&owner, LEASE, free as u64)
+            .await
+        {
             Ok(rows) if !rows.is_empty() => {
                 for row in rows {
-                    deliver(&state, &client, row).await;
+                    let Ok(permit) = slots.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let (state, client, hosts) = (state.clone(), client.clone(), hosts.clone());
+                    tokio::spawn(async move {
+                        deliver(&state, &client, &hosts, row).await;
+                        drop(permit);
+                    });
                 }
                 continue;
             }
@@ -50,13 +100,16 @@ pub(super) async fn notify_loop(
             _ = stopped.changed() => {}
         }
     }
+    // Let deliveries in flight end (each is bounded by TIMEOUT).
+    let all = u32::try_from(IN_FLIGHT).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(TIMEOUT + Duration::from_secs(1), slots.acquire_many(all)).await;
 }
 
 /// The URL and body of a finish callback, from the stored context.
-fn target(row: &schedule::Model) -> Option<(String, Value)> {
+fn target(row: &schedule::Model) -> Option<(reqwest::Url, Value)> {
     let context: Value = serde_json::from_str(&row.context).ok()?;
     let info = context.get("plugin_callback_info")?;
-    let url = info.get("url")?.as_str()?.to_string();
+    let url = reqwest::Url::parse(info.get("url")?.as_str()?).ok()?;
     let data = info
         .get("data")
         .cloned()
@@ -64,31 +117,97 @@ fn target(row: &schedule::Model) -> Option<(String, Value)> {
     Some((url, data))
 }
 
-async fn deliver(state: &AppState, client: &reqwest::Client, row: schedule::Model) {
+/// The receiver as logs may name it: scheme, host and port, never path or query (which may
+/// carry the caller's token).
+pub(super) fn receiver_of(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or("?");
+    match url.port_or_known_default() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    }
+}
+
+/// A slot for one more delivery to `receiver`, or `None` when it has [`PER_HOST`] already.
+fn host_slot(hosts: &Hosts, receiver: &str) -> Option<OwnedSemaphorePermit> {
+    let mut hosts = hosts.lock().ok()?;
+    if hosts.len() > 1024 {
+        hosts.retain(|_, slots| slots.available_permits() < PER_HOST);
+    }
+    let slots = hosts
+        .entry(receiver.to_string())
+        .or_insert_with(|| Arc::new(Semaphore::new(PER_HOST)))
+        .clone();
+    slots.try_acquire_owned().ok()
+}
+
+/// When the attempt after `attempts` failed ones is due: 2^attempts seconds later, at most
+/// [`MAX_BACKOFF_SECONDS`]; `None` (give up) once that is past `finished + retry window`, or
+/// when `BK_PLUGIN_FINISH_CALLBACK_TRIES` (0: no limit) attempts have been made.
+fn next_attempt(state: &AppState, row: &schedule::Model, attempts: i32, now: i64) -> Option<i64> {
+    let tries = i32::try_from(state.config.finish_callback_tries).unwrap_or(i32::MAX);
+    if tries > 0 && attempts >= tries {
+        return None;
+    }
+    let backoff = (1i64 << attempts.clamp(1, 16)).min(MAX_BACKOFF_SECONDS) * 1000;
+    let window = i64::try_from(state.config.finish_callback_retry.as_millis()).unwrap_or(i64::MAX);
+    let last = row.finished_at.unwrap_or(now).saturating_add(window);
+    let at = now + backoff;
+    (at <= last).then_some(at)
+}
+
+async fn deliver(state: &AppState, client: &reqwest::Client, hosts: &Hosts, row: schedule::Model) {
     let attempts = row.notify_attempts + 1;
+    let hostname = state.metrics.hostname().to_string();
+    let count = |outcome: &str| {
+        state
+            .metrics
+            .finish_callbacks
+            .with_label_values(&[outcome, hostname.as_str()])
+            .inc();
+    };
     let Some((url, data)) = target(&row) else {
-        tracing::warn!(trace_id = %row.trace_id, "finish callback has no usable plugin_callback_info; dropped");
+        tracing::error!(trace_id = %row.trace_id, "finish callback has no usable plugin_callback_info url; given up");
+        count("gave_up");
         let _ = state
             .store
             .record_notification(&row.trace_id, attempts, notify::GAVE_UP, None)
             .await;
         return;
     };
-    let result = post(client, &url, &data).await;
+    let receiver = receiver_of(&url);
+    let Some(_slot) = host_slot(hosts, &receiver) else {
+        // This receiver is busy with other deliveries: not an attempt, try again shortly.
+        let _ = state
+            .store
+            .record_notification(
+                &row.trace_id,
+                row.notify_attempts,
+                notify::PENDING,
+                Some(now_ms() + HOST_BUSY_RETRY_MS),
+            )
+            .await;
+        return;
+    };
+    let result = post(client, url, &data).await;
     let (outcome, retry_at) = match &result {
         Ok(()) => (notify::DELIVERED, None),
-        Err(_) if attempts >= i32::try_from(state.config.finish_callback_tries).unwrap_or(3) => {
-            (notify::GAVE_UP, None)
-        }
-        Err(_) => {
-            let backoff = 1i64 << attempts.clamp(0, 10);
-            (notify::PENDING, Some(now_ms() + backoff * 1000))
-        }
+        Err(_) => match next_attempt(state, &row, attempts, now_ms()) {
+            Some(at) => (notify::PENDING, Some(at)),
+            None => (notify::GAVE_UP, None),
+        },
     };
     match &result {
-        Ok(()) => tracing::info!(trace_id = %row.trace_id, attempts, "finish callback delivered"),
+        Ok(()) => {
+            count("delivered");
+            tracing::info!(trace_id = %row.trace_id, receiver = %receiver, attempts, "finish callback delivered");
+        }
+        Err(e) if outcome == notify::GAVE_UP => {
+            count("gave_up");
+            tracing::error!(trace_id = %row.trace_id, receiver = %receiver, attempts, error = %e, "finish callback failed; given up, it will not be tried again");
+        }
         Err(e) => {
-            tracing::warn!(trace_id = %row.trace_id, attempts, error = %e, gave_up = outcome == notify::GAVE_UP, "finish callback failed")
+            count("failed");
+            tracing::warn!(trace_id = %row.trace_id, receiver = %receiver, attempts, error = %e, "finish callback failed; will try again");
         }
     }
     if let Err(e) = state
@@ -100,23 +219,47 @@ async fn deliver(state: &AppState, client: &reqwest::Client, row: schedule::Mode
     }
 }
 
-/// POSTs `data`; a non-2xx answer or a JSON answer with `"result": false` is a failure.
-async fn post(client: &reqwest::Client, url: &str, data: &Value) -> Result<(), String> {
-    let response = client
+/// POSTs `data`; a non-2xx answer (3xx included: redirects are not followed) or a JSON answer
+/// with `"result": false` is a failure. Errors never contain the URL.
+async fn post(client: &reqwest::Client, url: reqwest::Url, data: &Value) -> Result<(), String> {
+    let mut response = client
         .post(url)
         .json(data)
         .send()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.without_url().to_string())?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("answered HTTP {status}"));
     }
-    let body = response.bytes().await.map_err(|e| e.to_string())?;
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| e.without_url().to_string())?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_BODY {
+            // A 2xx whose answer is this long is not a `{"result": false}`.
+            return Ok(());
+        }
+    }
     if let Ok(json) = serde_json::from_slice::<Value>(&body)
         && json.get("result") == Some(&Value::Bool(false))
     {
         return Err("answered result: false".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::receiver_of;
+
+    #[test]
+    fn logs_name_the_receiver_without_the_path_that_carries_the_token() {
+        let url = reqwest::Url::parse("https://sops.example.com/callback/SECRET-TOKEN/?t=SECRET")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(receiver_of(&url), "https://sops.example.com:443");
+    }
 }
