@@ -94,17 +94,33 @@ impl AppState {
             _ => 4,
         };
         let parking = {
-            let store = store.clone();
-            Batcher::spawn(writers, 256, move |rows: Vec<NewWaiting>| {
-                let store = store.clone();
-                async move {
-                    let count = rows.len();
-                    store
-                        .insert_waiting_many(rows)
-                        .await
-                        .map(|()| vec![(); count])
-                }
-            })
+            let (store, undo) = (store.clone(), store.clone());
+            // A write that hangs (a black-holed connection) is given up after this long, so
+            // that the writer serves the items queued behind it.
+            let write_limit = config.invoke_db_timeout * 2 + Duration::from_secs(10);
+            Batcher::spawn_abandoning(
+                writers,
+                256,
+                move |rows: Vec<NewWaiting>| {
+                    let store = store.clone();
+                    async move {
+                        let count = rows.len();
+                        match tokio::time::timeout(write_limit, store.insert_waiting_many(rows))
+                            .await
+                        {
+                            Ok(written) => written.map(|()| vec![(); count]).map_err(Into::into),
+                            Err(_) => Err(BatchError::transient(format!(
+                                "the database did not answer within {} s",
+                                write_limit.as_secs()
+                            ))),
+                        }
+                    }
+                },
+                move |rows: Vec<NewWaiting>| {
+                    let ids = rows.into_iter().map(|row| row.trace_id).collect();
+                    undo_unanswered(undo.clone(), ids);
+                },
+            )
         };
         let recorder = {
             let store = store.clone();
@@ -293,22 +309,66 @@ impl AppState {
             Ok(text) => text,
             Err(err) => return Ok(Parked::Refused(err)),
         };
-        self.parking
-            .submit(NewWaiting {
-                trace_id: trace_id.to_string(),
-                version: version.to_string(),
-                state: outcome.state(),
-                inputs: inputs.to_string(),
-                context: context.to_string(),
-                storage,
-                outputs,
-                run_at,
-                callback_deadline,
-            })
-            .await?;
-        self.wake.notify_one();
-        Ok(Parked::Stored)
+        let row = NewWaiting {
+            trace_id: trace_id.to_string(),
+            version: version.to_string(),
+            state: outcome.state(),
+            inputs: inputs.to_string(),
+            context: context.to_string(),
+            storage,
+            outputs,
+            run_at,
+            callback_deadline,
+        };
+        // Bounded: past the limit the caller gets FAIL, and the batch writer then skips or
+        // undoes the row, since nobody will be told it is waiting.
+        let limit = self.config.invoke_db_timeout;
+        match tokio::time::timeout(limit, self.parking.submit(row)).await {
+            Ok(Ok(())) => {
+                self.wake.notify_one();
+                Ok(Parked::Stored)
+            }
+            Ok(Err(e)) => {
+                // The write failed, but a lost connection may have committed it: make sure
+                // an invocation answered FAIL is not stored.
+                undo_unanswered(self.store.clone(), vec![trace_id.to_string()]);
+                Err(e)
+            }
+            Err(_) => Err(BatchError::transient(format!(
+                "the database did not answer within {} s (BK_PLUGIN_INVOKE_DB_TIMEOUT_SECONDS)",
+                limit.as_secs()
+            ))),
+        }
     }
+}
+
+/// Deletes waiting invocations whose invoke was answered FAIL (or whose caller left) although
+/// their row may have been written, retrying while the database is unreachable (for up to an
+/// hour).
+fn undo_unanswered(store: Store, trace_ids: Vec<String>) {
+    tokio::spawn(async move {
+        let mut wait = Duration::from_millis(200);
+        let give_up = std::time::Instant::now() + Duration::from_secs(3600);
+        loop {
+            match store.delete_waiting(&trace_ids).await {
+                Ok(deleted) => {
+                    if deleted > 0 {
+                        tracing::warn!(trace_ids = ?trace_ids, deleted, "deleted invocations stored after their invoke had answered FAIL or its caller had left");
+                    }
+                    return;
+                }
+                Err(e) if std::time::Instant::now() < give_up => {
+                    tracing::warn!(error = %e, "cannot yet delete invocations whose invoke answered FAIL; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => {
+                    tracing::error!(trace_ids = ?trace_ids, error = %e, "cannot delete invocations whose invoke answered FAIL");
+                    return;
+                }
+            }
+        }
+    });
 }
 
 /// What became of a first run's outcome.

@@ -69,6 +69,10 @@ pub struct Config {
     /// not stored is kept as an early arrival when its token is younger than this (or the
     /// invoke still runs in this process); otherwise it gets 400.
     pub early_callback: Duration,
+    /// `BK_PLUGIN_INVOKE_DB_TIMEOUT_SECONDS` (default 5, at least 1): the longest an invoke
+    /// waits to store a waiting invocation; past it the answer is FAIL (`schedule create
+    /// error: ...`) and the invocation is not stored.
+    pub invoke_db_timeout: Duration,
     /// `BK_PLUGIN_MAX_BODY_BYTES` (default 10 MiB).
     pub max_body_bytes: usize,
     /// `BK_PLUGIN_MAX_STATE_BYTES` (default 4 MiB): the most a waiting invocation's storage and
@@ -188,6 +192,9 @@ impl Config {
                 7 * 24 * 3600,
             )?),
             early_callback: Duration::from_secs(parsed("BK_PLUGIN_EARLY_CALLBACK_SECONDS", 120)?),
+            invoke_db_timeout: Duration::from_secs(
+                parsed("BK_PLUGIN_INVOKE_DB_TIMEOUT_SECONDS", 5u64)?.max(1),
+            ),
             max_body_bytes: parsed("BK_PLUGIN_MAX_BODY_BYTES", 10 * 1024 * 1024)?,
             max_state_bytes: parsed("BK_PLUGIN_MAX_STATE_BYTES", 4 * 1024 * 1024)?,
             worker_concurrency: parsed("BK_PLUGIN_WORKER_CONCURRENCY", 256usize)?.max(1),

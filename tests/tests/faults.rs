@@ -17,6 +17,7 @@ on_every_backend!(
     an_err_longer_than_64_kib_is_recorded_once_and_capped,
     a_result_the_database_refuses_fails_the_invocation_instead_of_running_it_again,
     a_callback_for_an_invocation_that_was_never_stored_is_refused,
+    a_database_outage_fails_invokes_quickly_and_stores_none_of_them,
 );
 
 fn count(log: &str, needle: &str) -> usize {
@@ -458,4 +459,174 @@ async fn a_redirect_is_not_followed_and_counts_as_a_failed_attempt() {
     assert_eq!(receiver.requests(), 2, "the 307 was a failed attempt");
     assert_eq!(internal.requests(), 0, "the redirect was not followed");
     assert!(plugin.log_text().contains("answered HTTP 307"));
+}
+
+/// A loopback TCP proxy in front of the test database: it forwards, or — black-holed — reads
+/// and drops every byte in both directions and connects nothing new, the way a dead network
+/// path behaves. Restoring it closes every held connection, so clients reconnect.
+#[derive(Debug, Clone)]
+struct Proxy {
+    port: u16,
+    holed: Arc<std::sync::atomic::AtomicBool>,
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let (generation, _) = tokio::sync::watch::channel(0u64);
+        let proxy = Self {
+            port,
+            holed: Arc::default(),
+            generation,
+        };
+        let me = proxy.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (me, upstream) = (me.clone(), upstream.clone());
+                tokio::spawn(async move { me.relay(client, &upstream).await });
+            }
+        });
+        proxy
+    }
+
+    async fn relay(&self, client: tokio::net::TcpStream, upstream: &str) {
+        let mut cut = self.generation.subscribe();
+        if self.holed.load(Ordering::SeqCst) {
+            let _ = cut.changed().await;
+            return;
+        }
+        let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+            return;
+        };
+        let (client_read, client_write) = client.into_split();
+        let (server_read, server_write) = server.into_split();
+        let up = self.pipe(client_read, server_write);
+        let down = self.pipe(server_read, client_write);
+        tokio::select! {
+            _ = async { tokio::join!(up, down) } => {}
+            _ = cut.changed() => {}
+        }
+    }
+
+    async fn pipe(
+        &self,
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+    ) {
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if self.holed.load(Ordering::SeqCst) {
+                continue;
+            }
+            if to.write_all(&buffer[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn black_hole(&self) {
+        self.holed.store(true, Ordering::SeqCst);
+    }
+
+    fn restore(&self) {
+        self.holed.store(false, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+}
+
+/// `url` with its host and port replaced by the proxy's; also returns the original host:port.
+fn through(url: &str, port: u16) -> (String, String) {
+    let start = url
+        .find('@')
+        .map_or_else(|| url.find("://").map_or(0, |i| i + 3), |i| i + 1);
+    let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    let upstream = url[start..end].to_string();
+    (
+        format!("{}127.0.0.1:{port}{}", &url[..start], &url[end..]),
+        upstream,
+    )
+}
+
+async fn a_database_outage_fails_invokes_quickly_and_stores_none_of_them(db: &TestDb) {
+    if db.backend() == Backend::Sqlite {
+        println!("skipped on SQLite: there is no network path to the database to break");
+        return;
+    }
+    migrate(db);
+    let (_, upstream) = through(&db.url, 0);
+    let proxy = Proxy::start(upstream).await;
+    let (url, _) = through(&db.url, proxy.port);
+    let plugin = Plugin::launch(
+        db,
+        Launch::serve()
+            .env("DATABASE_URL", &url)
+            .env("BK_PLUGIN_INVOKE_DB_TIMEOUT_SECONDS", "2"),
+    )
+    .await;
+    let (_, body) = plugin
+        .invoke("1.1.0", json!({"interval": 600}), json!({}))
+        .await;
+    assert_eq!(body["data"]["state"], json!(2), "stored before the outage");
+    proxy.black_hole();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let (client, base) = (client.clone(), plugin.base.clone());
+        answers.push(tokio::spawn(async move {
+            let body = json!({"inputs": {"interval": 600}, "context": {}});
+            client
+                .post(format!("{base}/bk_plugin/invoke/1.1.0"))
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json::<serde_json::Value>()
+                .await
+                .map_err(|e| e.to_string())
+        }));
+    }
+    // A caller that leaves before any answer.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let gone = impatient
+        .post(format!("{}/bk_plugin/invoke/1.1.0", plugin.base))
+        .json(&json!({"inputs": {"interval": 600}, "context": {}}))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the impatient caller left");
+    for answer in answers {
+        let body = answer
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("the invoke hung through the outage: {e}"));
+        assert_eq!(body["data"]["state"], json!(5), "{body}");
+        let err = body["data"]["err"].as_str().unwrap_or_default();
+        assert!(err.starts_with("schedule create error: "), "{err}");
+    }
+    proxy.restore();
+    // Give the writers time to see the broken connections and undo what they may have written.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(
+        scalar(db, "SELECT COUNT(*) FROM bkp_schedule").await,
+        1,
+        "only the invocation answered POLL is stored\n{}",
+        plugin.log_text()
+    );
+    let (_, body) = plugin
+        .invoke("1.1.0", json!({"interval": 600}), json!({}))
+        .await;
+    assert_eq!(body["data"]["state"], json!(2), "stored after the outage");
 }

@@ -65,11 +65,32 @@ impl<T: Clone + Send + 'static, R: Send + 'static> Batcher<T, R> {
         F: Future<Output = Result<Vec<R>, E>> + Send,
         E: Into<BatchError>,
     {
+        Self::spawn_abandoning(writers, max_batch, write, |_| {})
+    }
+
+    /// [`Batcher::spawn`], for items that must not outlive their submitter: an item whose
+    /// submitter stopped waiting (timed out, or its request was dropped) before a writer took
+    /// it is never written; one whose submitter stopped waiting while it was being written
+    /// (whatever the outcome, since a failed write may still have committed) is handed to
+    /// `abandoned`, which undoes it.
+    pub fn spawn_abandoning<W, F, E, A>(
+        writers: usize,
+        max_batch: usize,
+        write: W,
+        abandoned: A,
+    ) -> Self
+    where
+        W: Fn(Vec<T>) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<Vec<R>, E>> + Send,
+        E: Into<BatchError>,
+        A: Fn(Vec<T>) + Send + Sync + 'static,
+    {
         let (sender, receiver) = mpsc::channel::<Job<T, R>>(QUEUE);
         let receiver = Arc::new(Mutex::new(receiver));
         let write = Arc::new(write);
+        let abandoned = Arc::new(abandoned);
         for _ in 0..writers.max(1) {
-            let (receiver, write) = (receiver.clone(), write.clone());
+            let (receiver, write, abandoned) = (receiver.clone(), write.clone(), abandoned.clone());
             tokio::spawn(async move {
                 let mut jobs = Vec::with_capacity(max_batch);
                 loop {
@@ -77,21 +98,48 @@ impl<T: Clone + Send + 'static, R: Send + 'static> Batcher<T, R> {
                     if taken == 0 {
                         return;
                     }
-                    let (items, replies): (Vec<T>, Vec<_>) =
-                        std::mem::take(&mut jobs).into_iter().unzip();
-                    if items.len() == 1 {
-                        answer(replies, write(items).await);
+                    jobs.retain(|(_, reply)| !reply.is_closed());
+                    if jobs.is_empty() {
                         continue;
                     }
-                    // `.ok()` drops the batch's error at once (it need not be `Send`).
-                    let together = write(items.clone()).await.ok();
-                    match together {
-                        Some(results) => answer(replies, Ok::<_, BatchError>(results)),
-                        None => {
-                            for (item, reply) in items.into_iter().zip(replies) {
-                                answer(vec![reply], write(vec![item]).await);
+                    let (items, replies): (Vec<T>, Vec<_>) =
+                        std::mem::take(&mut jobs).into_iter().unzip();
+                    let mut unanswered = Vec::new();
+                    if items.len() == 1 {
+                        if !answer(replies, write(items.clone()).await) {
+                            unanswered.extend(items);
+                        }
+                    } else {
+                        // `.ok()` drops the batch's error at once (it need not be `Send`).
+                        let together = write(items.clone()).await.ok();
+                        match together {
+                            Some(results) => {
+                                let replies: Vec<_> = replies.into_iter().map(Some).collect();
+                                let mut results = results.into_iter();
+                                let count = replies.len();
+                                for (item, reply) in items.into_iter().zip(replies) {
+                                    let result = results.next().ok_or_else(|| {
+                                        BatchError::transient(format!(
+                                            "the batch writer returned too few results for {count} items"
+                                        ))
+                                    });
+                                    let result = result.map(|r| vec![r]);
+                                    if !answer(reply.into_iter().collect(), result) {
+                                        unanswered.push(item);
+                                    }
+                                }
+                            }
+                            None => {
+                                for (item, reply) in items.into_iter().zip(replies) {
+                                    if !answer(vec![reply], write(vec![item.clone()]).await) {
+                                        unanswered.push(item);
+                                    }
+                                }
                             }
                         }
+                    }
+                    if !unanswered.is_empty() {
+                        abandoned(unanswered);
                     }
                 }
             });
@@ -112,14 +160,16 @@ impl<T: Clone + Send + 'static, R: Send + 'static> Batcher<T, R> {
     }
 }
 
+/// Sends each caller its result; false when some caller no longer waits for it.
 fn answer<R, E: Into<BatchError>>(
     replies: Vec<oneshot::Sender<Result<R, BatchError>>>,
     results: Result<Vec<R>, E>,
-) {
+) -> bool {
+    let mut delivered = true;
     match results {
         Ok(results) if results.len() == replies.len() => {
             for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(Ok(result));
+                delivered &= reply.send(Ok(result)).is_ok();
             }
         }
         Ok(results) => {
@@ -129,16 +179,19 @@ fn answer<R, E: Into<BatchError>>(
                 replies.len()
             );
             for reply in replies {
-                let _ = reply.send(Err(BatchError::transient(message.clone())));
+                delivered &= reply
+                    .send(Err(BatchError::transient(message.clone())))
+                    .is_ok();
             }
         }
         Err(e) => {
             let error = e.into();
             for reply in replies {
-                let _ = reply.send(Err(error.clone()));
+                delivered &= reply.send(Err(error.clone())).is_ok();
             }
         }
     }
+    delivered
 }
 
 #[cfg(test)]
@@ -170,6 +223,49 @@ mod tests {
             assert_eq!(doubled, u32::try_from(i).ok().map(|i| i * 2));
         }
         assert!(batches.load(Ordering::SeqCst) < 200);
+    }
+
+    #[tokio::test]
+    async fn an_item_whose_submitter_left_is_skipped_or_handed_back() {
+        let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let undone = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (w, u) = (written.clone(), undone.clone());
+        let batcher = Batcher::<u32, ()>::spawn_abandoning(
+            1,
+            1,
+            move |items: Vec<u32>| {
+                let w = w.clone();
+                async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    if let Ok(mut w) = w.lock() {
+                        w.extend(items.iter().copied());
+                    }
+                    Ok::<_, String>(vec![(); items.len()])
+                }
+            },
+            move |items| {
+                if let Ok(mut u) = u.lock() {
+                    u.extend(items);
+                }
+            },
+        );
+        // 1 is being written when its submitter leaves; 2 is still queued when its submitter leaves.
+        let quick = std::time::Duration::from_millis(50);
+        let (b1, b2) = (batcher.clone(), batcher.clone());
+        let first = tokio::spawn(async move { tokio::time::timeout(quick, b1.submit(1)).await });
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let second = tokio::spawn(async move { tokio::time::timeout(quick, b2.submit(2)).await });
+        assert!(matches!(first.await, Ok(Err(_))));
+        assert!(matches!(second.await, Ok(Err(_))));
+        assert_eq!(batcher.submit(3).await, Ok(()));
+        assert_eq!(
+            written.lock().map(|w| w.clone()).unwrap_or_default(),
+            vec![1, 3]
+        );
+        assert_eq!(
+            undone.lock().map(|u| u.clone()).unwrap_or_default(),
+            vec![1]
+        );
     }
 
     #[tokio::test]

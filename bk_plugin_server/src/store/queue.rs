@@ -106,6 +106,17 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes these invocations if they are still in their first wait (`invoke_count = 1`):
+    /// rows whose invoke was not answered with their waiting state. Returns how many went.
+    pub async fn delete_waiting(&self, trace_ids: &[String]) -> Result<u64, StoreError> {
+        let deleted = schedule::Entity::delete_many()
+            .filter(schedule::Column::TraceId.is_in(trace_ids.to_vec()))
+            .filter(schedule::Column::InvokeCount.eq(1))
+            .exec(&self.db)
+            .await?;
+        Ok(deleted.rows_affected)
+    }
+
     /// Claims up to `limit` due rows for `owner` until `lease_until`, oldest due first, in one
     /// statement (SQLite, PostgreSQL: `UPDATE ... WHERE trace_id IN (SELECT ... FOR UPDATE SKIP
     /// LOCKED) RETURNING *`) or one transaction (MySQL: `SELECT ... FOR UPDATE SKIP LOCKED`,
