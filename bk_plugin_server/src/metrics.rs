@@ -40,7 +40,13 @@ pub struct Metrics {
     /// `gave_up` (the last attempt failed; never tried again).
     pub finish_callbacks: IntCounterVec,
     queue: IntGaugeVec,
+    /// When the queue depth was last read from the database.
+    queue_read: std::sync::Arc<tokio::sync::Mutex<Option<std::time::Instant>>>,
 }
+
+/// The queue-depth gauge is read from the database at most this often, however often
+/// `/metrics` is scraped (the route needs no credentials).
+pub const QUEUE_DEPTH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 const STEP_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -154,6 +160,7 @@ impl Metrics {
                 "waiting invocations in the shared database by kind: due, running, waiting_callback",
                 &["kind"],
             ),
+            queue_read: Default::default(),
             hostname: hostname(),
             registry: r,
         }
@@ -169,8 +176,21 @@ impl Metrics {
         [version, &self.hostname]
     }
 
-    /// The text exposition, with the queue depth read from the database now.
+    /// The text exposition, with the queue depth as read from the database at most
+    /// [`QUEUE_DEPTH_EVERY`] ago (concurrent scrapes share one read).
     pub async fn render(&self, store: &Store) -> String {
+        let mut last = self.queue_read.lock().await;
+        if last.is_none_or(|at| at.elapsed() >= QUEUE_DEPTH_EVERY) {
+            *last = Some(std::time::Instant::now());
+            self.read_queue_depth(store).await;
+        }
+        drop(last);
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    async fn read_queue_depth(&self, store: &Store) {
         match store.queue_depth().await {
             Ok((due, running, waiting)) => {
                 for (kind, value) in [
@@ -185,9 +205,6 @@ impl Metrics {
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the queue depth for /metrics"),
         }
-        let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
     }
 }
 

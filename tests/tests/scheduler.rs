@@ -69,6 +69,11 @@ async fn sigterm_stops_a_worker_cleanly_with_status_zero(db: &TestDb) {
     let web = Plugin::launch(db, Launch::web_only()).await;
     let ids = invoke_polls(&web, 50, json!({"interval": 0, "polls": 2})).await;
     let mut worker = Plugin::launch(db, Launch::worker()).await;
+    // SIGTERM once the worker is up (its signal handler installed) and working.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !worker.log_text().contains("worker started") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let status = worker.terminate(Duration::from_secs(30));
     assert_eq!(

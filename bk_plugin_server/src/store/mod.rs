@@ -16,7 +16,7 @@ mod queue;
 pub use inbox::CallbackAcceptance;
 pub use inspect::{ScheduleFilter, ScheduleSummary};
 pub use logs::LogLine;
-pub use queue::{FinishedStep, NewWaiting, Transition};
+pub use queue::{FinishedStep, NewWaiting, Transition, hot_queries};
 
 use std::time::Duration;
 

@@ -129,20 +129,7 @@ impl Store {
     ) -> Result<Vec<schedule::Model>, StoreError> {
         let now = now_ms();
         let lease_until = now + ms(lease);
-        let due = || {
-            schedule::Entity::find()
-                .filter(
-                    schedule::Column::State.is_in([State::Poll.as_i32(), State::Callback.as_i32()]),
-                )
-                .filter(schedule::Column::RunAt.lte(now))
-                .filter(
-                    sea_orm::Condition::any()
-                        .add(schedule::Column::LeaseUntil.is_null())
-                        .add(schedule::Column::LeaseUntil.lt(now)),
-                )
-                .order_by_asc(schedule::Column::RunAt)
-                .limit(limit)
-        };
+        let due = || due_rows(now, limit);
         let lease_columns = |update: sea_orm::UpdateMany<schedule::Entity>| {
             update
                 .col_expr(schedule::Column::LeaseOwner, Expr::value(owner.to_string()))
@@ -194,14 +181,7 @@ impl Store {
 
     /// The earliest due time of any waiting, unleased row.
     pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
-        let row: Option<Option<i64>> = schedule::Entity::find()
-            .select_only()
-            .column_as(schedule::Column::RunAt.min(), "next")
-            .filter(schedule::Column::State.is_in([State::Poll.as_i32(), State::Callback.as_i32()]))
-            .filter(schedule::Column::LeaseOwner.is_null())
-            .into_tuple()
-            .one(&self.db)
-            .await?;
+        let row: Option<Option<i64>> = next_due_query().into_tuple().one(&self.db).await?;
         Ok(row.flatten())
     }
 
@@ -300,28 +280,71 @@ impl Store {
     /// How many rows are in each live state: (due now, running, waiting for a callback).
     pub async fn queue_depth(&self) -> Result<(u64, u64, u64), StoreError> {
         use sea_orm::PaginatorTrait;
-        let now = now_ms();
-        let live = || {
-            schedule::Entity::find().filter(
-                schedule::Column::State.is_in([State::Poll.as_i32(), State::Callback.as_i32()]),
-            )
-        };
-        let due = live()
-            .filter(schedule::Column::RunAt.lte(now))
-            .filter(schedule::Column::LeaseOwner.is_null())
-            .count(&self.db)
-            .await?;
-        let running = live()
-            .filter(schedule::Column::LeaseOwner.is_not_null())
-            .count(&self.db)
-            .await?;
-        let waiting = live()
-            .filter(schedule::Column::State.eq(State::Callback.as_i32()))
-            .filter(schedule::Column::RunAt.gt(now))
-            .count(&self.db)
-            .await?;
-        Ok((due, running, waiting))
+        let [due, running, waiting] = queue_depth_queries(now_ms());
+        Ok((
+            due.count(&self.db).await?,
+            running.count(&self.db).await?,
+            waiting.count(&self.db).await?,
+        ))
     }
+}
+
+fn live() -> sea_orm::Select<schedule::Entity> {
+    schedule::Entity::find()
+        .filter(schedule::Column::State.is_in([State::Poll.as_i32(), State::Callback.as_i32()]))
+}
+
+/// The rows `claim_due` takes: due, unleased or with an expired lease, oldest due first.
+fn due_rows(now: i64, limit: u64) -> sea_orm::Select<schedule::Entity> {
+    live()
+        .filter(schedule::Column::RunAt.lte(now))
+        .filter(
+            sea_orm::Condition::any()
+                .add(schedule::Column::LeaseUntil.is_null())
+                .add(schedule::Column::LeaseUntil.lt(now)),
+        )
+        .order_by_asc(schedule::Column::RunAt)
+        .limit(limit)
+}
+
+fn next_due_query() -> sea_orm::Select<schedule::Entity> {
+    live()
+        .select_only()
+        .column_as(schedule::Column::RunAt.min(), "next")
+        .filter(schedule::Column::LeaseOwner.is_null())
+}
+
+fn queue_depth_queries(now: i64) -> [sea_orm::Select<schedule::Entity>; 3] {
+    [
+        live()
+            .filter(schedule::Column::RunAt.lte(now))
+            .filter(schedule::Column::LeaseOwner.is_null()),
+        live().filter(schedule::Column::LeaseOwner.is_not_null()),
+        live()
+            .filter(schedule::Column::State.eq(State::Callback.as_i32()))
+            .filter(schedule::Column::RunAt.gt(now)),
+    ]
+}
+
+/// The statements the worker and `/metrics` run against the whole table, by name, as this
+/// backend sees them: the due rows a claim takes, the next due time, and the three queue-depth
+/// counts. Tests ask the database for their plans (they must use an index).
+pub fn hot_queries(backend: DatabaseBackend) -> Vec<(&'static str, sea_orm::Statement)> {
+    let now = now_ms();
+    let [due, running, waiting] = queue_depth_queries(now);
+    let count = |select: sea_orm::Select<schedule::Entity>| {
+        select
+            .select_only()
+            .column_as(schedule::Column::TraceId.count(), "n")
+            .build(backend)
+    };
+    vec![
+        ("claim: due rows", due_rows(now, 256).build(backend)),
+        ("next due time", next_due_query().build(backend)),
+        ("queue depth: due", count(due)),
+        ("queue depth: running", count(running)),
+        ("queue depth: waiting_callback", count(waiting)),
+    ]
 }
 
 fn waiting_model(row: NewWaiting, now: i64) -> schedule::ActiveModel {

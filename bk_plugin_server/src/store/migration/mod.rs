@@ -6,6 +6,7 @@ mod m20261125_000001_create_schedule;
 mod m20261125_000002_create_callback;
 mod m20261125_000003_create_log;
 mod m20261126_000010_wide_text_columns;
+mod m20261126_000011_live_indexes;
 mod m20261126_000040_index_schedule_created;
 
 /// Every migration, in order.
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_create_log::Migration),
             Box::new(m20261126_000040_index_schedule_created::Migration),
             Box::new(m20261126_000010_wide_text_columns::Migration),
+            Box::new(m20261126_000011_live_indexes::Migration),
         ]
     }
 

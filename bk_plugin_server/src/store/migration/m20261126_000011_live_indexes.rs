@@ -1,0 +1,58 @@
+//! Indexes that keep the worker's and `/metrics`' queries on the live rows (POLL and CALLBACK)
+//! however many finished rows the table holds: `(state, run_at)` for the claim, the next due
+//! time and the due / waiting counts, `(state, lease_owner)` for the running count.
+
+use sea_orm_migration::prelude::*;
+
+pub(super) struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m20261126_000011_live_indexes"
+    }
+}
+
+#[derive(DeriveIden)]
+enum BkpSchedule {
+    Table,
+    State,
+    RunAt,
+    LeaseOwner,
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for (name, second) in [
+            ("idx_bkp_schedule_live_due", BkpSchedule::RunAt),
+            ("idx_bkp_schedule_live_lease", BkpSchedule::LeaseOwner),
+        ] {
+            manager
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table(BkpSchedule::Table)
+                        .col(BkpSchedule::State)
+                        .col(second)
+                        .if_not_exists()
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for name in ["idx_bkp_schedule_live_due", "idx_bkp_schedule_live_lease"] {
+            manager
+                .drop_index(
+                    Index::drop()
+                        .name(name)
+                        .table(BkpSchedule::Table)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}

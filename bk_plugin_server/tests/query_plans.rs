@@ -1,0 +1,142 @@
+//! The worker's and `/metrics`' queries over the whole schedule table use an index on every
+//! backend, as the database's own query planner reports (`EXPLAIN`), with many finished rows
+//! beside a few live ones: their cost follows the live rows, not the table.
+#![allow(missing_docs)]
+
+use bk_plugin_core::State;
+use bk_plugin_server::store::entity::schedule;
+use bk_plugin_server::store::{NewWaiting, Store, hot_queries, now_ms};
+use bkp_blackbox_tests::{Backend, TestDb, on_every_backend};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, Statement};
+
+on_every_backend!(the_claim_the_next_due_time_and_the_queue_depth_use_an_index,);
+
+const FINISHED: usize = 20_000;
+
+fn finished(i: usize) -> schedule::ActiveModel {
+    let now = now_ms();
+    schedule::ActiveModel {
+        trace_id: Set(format!("{i:032x}")),
+        plugin_version: Set("1.0.0".into()),
+        state: Set(if i % 2 == 0 { 4 } else { 5 }),
+        invoke_count: Set(3),
+        inputs: Set("{}".into()),
+        context: Set("{}".into()),
+        storage: Set("{}".into()),
+        outputs: Set("{}".into()),
+        error: Set(None),
+        run_at: Set(None),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        callback_deadline: Set(None),
+        notify_state: Set(0),
+        notify_attempts: Set(0),
+        notify_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        finished_at: Set(Some(now)),
+    }
+}
+
+async fn plan(store: &Store, backend: Backend, statement: &Statement) -> Vec<String> {
+    let db = store.connection();
+    let sql = statement.to_string();
+    let explain = match backend {
+        Backend::Sqlite => format!("EXPLAIN QUERY PLAN {sql}"),
+        Backend::Postgres | Backend::Mysql => format!("EXPLAIN {sql}"),
+    };
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), explain))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    rows.iter()
+        .map(|row| match backend {
+            Backend::Sqlite => row.try_get::<String>("", "detail").unwrap_or_default(),
+            Backend::Postgres => row.try_get::<String>("", "QUERY PLAN").unwrap_or_default(),
+            Backend::Mysql => format!(
+                "table={} type={} key={}",
+                row.try_get::<Option<String>>("", "table")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                row.try_get::<Option<String>>("", "type")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                row.try_get::<Option<String>>("", "key")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+            ),
+        })
+        .collect()
+}
+
+/// Whether a plan line reads the schedule table without an index (or through a whole index).
+fn scans_the_table(backend: Backend, line: &str) -> bool {
+    match backend {
+        Backend::Sqlite => line.contains("bkp_schedule") && !line.starts_with("SEARCH"),
+        Backend::Postgres => line.contains("Seq Scan on bkp_schedule"),
+        Backend::Mysql => {
+            line.starts_with("table=bkp_schedule")
+                && (line.contains("type=ALL")
+                    || line.contains("type=index ")
+                    || line.ends_with("key="))
+        }
+    }
+}
+
+async fn the_claim_the_next_due_time_and_the_queue_depth_use_an_index(db: &TestDb) {
+    let store = Store::connect(&db.url, 4)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    store.migrate().await.unwrap_or_else(|e| panic!("{e}"));
+    for chunk in (0..FINISHED).collect::<Vec<_>>().chunks(1000) {
+        schedule::Entity::insert_many(chunk.iter().map(|&i| finished(i)))
+            .exec_without_returning(store.connection())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    for i in 0..40 {
+        store
+            .insert_waiting(NewWaiting {
+                trace_id: format!("{:032x}", FINISHED + i),
+                version: "1.0.0".into(),
+                state: if i % 2 == 0 {
+                    State::Poll
+                } else {
+                    State::Callback
+                },
+                inputs: "{}".into(),
+                context: "{}".into(),
+                storage: "{}".into(),
+                outputs: "{}".into(),
+                run_at: now_ms() + i64::try_from(i).unwrap_or(0) * 1000 - 20_000,
+                callback_deadline: None,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let analyze = match db.backend() {
+        Backend::Sqlite => "ANALYZE",
+        Backend::Postgres => "ANALYZE bkp_schedule",
+        Backend::Mysql => "ANALYZE TABLE bkp_schedule",
+    };
+    store
+        .connection()
+        .execute_unprepared(analyze)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let backend = store.connection().get_database_backend();
+    for (name, statement) in hot_queries(backend) {
+        let lines = plan(&store, db.backend(), &statement).await;
+        assert!(!lines.is_empty(), "{name}: no plan");
+        assert!(
+            !lines.iter().any(|l| scans_the_table(db.backend(), l)),
+            "{name} reads the whole table on {:?}:\n{}\n{}",
+            db.backend(),
+            statement,
+            lines.join("\n")
+        );
+    }
+}
