@@ -18,7 +18,7 @@ fn finished(i: usize) -> schedule::ActiveModel {
     schedule::ActiveModel {
         trace_id: Set(format!("{i:032x}")),
         plugin_version: Set("1.0.0".into()),
-        state: Set(if i % 2 == 0 { 4 } else { 5 }),
+        state: Set(if i.is_multiple_of(2) { 4 } else { 5 }),
         invoke_count: Set(3),
         inputs: Set("{}".into()),
         context: Set("{}".into()),
@@ -102,7 +102,7 @@ async fn the_claim_the_next_due_time_and_the_queue_depth_use_an_index(db: &TestD
             .insert_waiting(NewWaiting {
                 trace_id: format!("{:032x}", FINISHED + i),
                 version: "1.0.0".into(),
-                state: if i % 2 == 0 {
+                state: if i.is_multiple_of(2) {
                     State::Poll
                 } else {
                     State::Callback
