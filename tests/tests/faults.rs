@@ -18,6 +18,7 @@ on_every_backend!(
     a_result_the_database_refuses_fails_the_invocation_instead_of_running_it_again,
     a_callback_for_an_invocation_that_was_never_stored_is_refused,
     a_database_outage_fails_invokes_quickly_and_stores_none_of_them,
+    a_step_that_blocks_its_thread_longer_than_the_lease_runs_once,
 );
 
 fn count(log: &str, needle: &str) -> usize {
@@ -667,4 +668,28 @@ async fn the_queue_depth_gauge_is_read_from_the_database_at_most_every_five_seco
         assert!(Instant::now() < deadline, "the gauge was never refreshed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+async fn a_step_that_blocks_its_thread_longer_than_the_lease_runs_once(db: &TestDb) {
+    let faults = |launch: Launch| {
+        launch
+            .binary("bkp-faults")
+            .env("TOKIO_WORKER_THREADS", "1")
+            .env("BK_PLUGIN_LEASE_SECONDS", "3")
+    };
+    let web = Plugin::launch(db, faults(Launch::web_only())).await;
+    let first = Plugin::launch(db, faults(Launch::worker())).await;
+    let second = Plugin::launch(db, faults(Launch::worker())).await;
+    let (_, body) = web
+        .invoke("2.0.0", json!({"block_ms": 8000}), json!({}))
+        .await;
+    assert_eq!(body["data"]["state"], json!(2), "{body}");
+    let trace_id = body["trace_id"].as_str().unwrap_or_default();
+    let done = web.wait_finished(trace_id, Duration::from_secs(40)).await;
+    assert_eq!(done["state"], json!(4), "{done}");
+    // Past another lease: nobody started it again.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let runs = count(&first.log_text(), "blocking step started")
+        + count(&second.log_text(), "blocking step started");
+    assert_eq!(runs, 1, "{}\n{}", first.log_text(), second.log_text());
 }

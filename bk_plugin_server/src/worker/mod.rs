@@ -8,6 +8,7 @@
 //! that is abandoned with its lease, which expires so that another worker re-runs it.
 
 mod cleanup;
+mod lease_keeper;
 mod notify;
 mod step;
 
@@ -62,6 +63,8 @@ pub fn start(state: Arc<AppState>) -> WorkerHandle {
 
 async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Receiver<bool>) {
     let concurrency = state.config.worker_concurrency;
+    let keeper =
+        lease_keeper::LeaseKeeper::start(state.config.database_url.clone(), state.config.lease);
     let slots = Arc::new(Semaphore::new(concurrency));
     let mut backoff = Duration::from_millis(50);
     let mut claims = 0u64;
@@ -100,10 +103,9 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
-            let state = state.clone();
-            let token = token.clone();
+            let (state, token, keeper) = (state.clone(), token.clone(), keeper.clone());
             tokio::spawn(async move {
-                step::run_claimed(&state, &token, row).await;
+                step::run_claimed(&state, &keeper, &token, row).await;
                 drop(permit);
             });
         }

@@ -12,8 +12,15 @@ use crate::metrics::StepTimer;
 use crate::store::entity::schedule;
 use crate::store::{FinishedStep, StoreError, Transition, now_ms};
 
+use super::lease_keeper::LeaseKeeper;
+
 /// Runs the step of a row this worker leased, then moves the row on (guarded by the lease).
-pub(crate) async fn run_claimed(state: &Arc<AppState>, owner: &str, row: schedule::Model) {
+pub(crate) async fn run_claimed(
+    state: &Arc<AppState>,
+    keeper: &LeaseKeeper,
+    owner: &str,
+    row: schedule::Model,
+) {
     let trace_id = row.trace_id.clone();
     let Some(left) = State::from_i32(row.state).filter(|s| !s.is_terminal()) else {
         let _ = state.store.release(&trace_id, owner).await;
@@ -21,19 +28,18 @@ pub(crate) async fn run_claimed(state: &Arc<AppState>, owner: &str, row: schedul
     };
     let transition = match prepare(state, &row, left).await {
         Ok(Prepared::Run(input, consumed)) => {
-            let mut heartbeat = spawn_heartbeat(state.clone(), trace_id.clone(), owner.to_string());
+            let (_kept, mut lost) = keeper.keep(&trace_id, owner);
             let limit = state.config.step_timeout;
             // The step ends one of three ways: it returns; its lease is lost (another worker owns
             // the invocation now, so this run is abandoned and records nothing); or it runs past
             // BK_PLUGIN_STEP_TIMEOUT_SECONDS and fails.
             let outcome = tokio::select! {
                 outcome = tokio::time::timeout(limit, run_step(state, &row, *input)) => outcome,
-                _ = &mut heartbeat => {
+                Ok(()) = &mut lost => {
                     tracing::warn!(trace_id = %trace_id, "lease lost mid-step; abandoning this run");
                     return;
                 }
             };
-            heartbeat.abort();
             match outcome {
                 Ok(outcome) => transition_for(state, &row, outcome, consumed),
                 Err(_) => {
@@ -302,29 +308,4 @@ async fn record(
             }
         }
     }
-}
-
-fn spawn_heartbeat(
-    state: Arc<AppState>,
-    trace_id: String,
-    owner: String,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let every = state.config.lease / 3;
-        loop {
-            tokio::time::sleep(every).await;
-            match state
-                .store
-                .heartbeat(&trace_id, &owner, state.config.lease)
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::warn!(trace_id = %trace_id, "lease lost during the step");
-                    return;
-                }
-                Err(e) => tracing::warn!(trace_id = %trace_id, error = %e, "heartbeat failed"),
-            }
-        }
-    })
 }
