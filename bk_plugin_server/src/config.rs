@@ -87,6 +87,10 @@ pub struct Config {
     pub lease: Duration,
     /// `BK_PLUGIN_STEP_TIMEOUT_SECONDS` (default 3600): a re-run that takes longer fails.
     pub step_timeout: Duration,
+    /// `BK_PLUGIN_UNKNOWN_VERSION_GRACE_SECONDS` (default 600): a waiting invocation of a
+    /// version no running binary has fails this long after it was due (with its finish
+    /// callback); until then workers without the version leave it for workers with it.
+    pub unknown_version_grace: Duration,
     /// `BK_PLUGIN_EMBEDDED_WORKER` (default on): `serve` also runs a worker.
     pub embedded_worker: bool,
     /// `BK_PLUGIN_FINISH_CALLBACK_TRIES` (default 0: no limit by count): the most attempts of
@@ -205,6 +209,10 @@ impl Config {
             step_timeout: Duration::from_secs(
                 parsed("BK_PLUGIN_STEP_TIMEOUT_SECONDS", 3600u64)?.max(1),
             ),
+            unknown_version_grace: Duration::from_secs(parsed(
+                "BK_PLUGIN_UNKNOWN_VERSION_GRACE_SECONDS",
+                600u64,
+            )?),
             embedded_worker: flag("BK_PLUGIN_EMBEDDED_WORKER", true)?,
             finish_callback_tries: parsed("BK_PLUGIN_FINISH_CALLBACK_TRIES", 0u32)?,
             finish_callback_retry: Duration::from_secs(parsed(

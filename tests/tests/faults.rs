@@ -19,6 +19,8 @@ on_every_backend!(
     a_callback_for_an_invocation_that_was_never_stored_is_refused,
     a_database_outage_fails_invokes_quickly_and_stores_none_of_them,
     a_step_that_blocks_its_thread_longer_than_the_lease_runs_once,
+    a_worker_that_does_not_have_a_version_leaves_it_for_one_that_does,
+    an_invocation_no_worker_has_fails_after_the_grace_period_with_its_finish_callback,
 );
 
 fn count(log: &str, needle: &str) -> usize {
@@ -692,4 +694,58 @@ async fn a_step_that_blocks_its_thread_longer_than_the_lease_runs_once(db: &Test
     let runs = count(&first.log_text(), "blocking step started")
         + count(&second.log_text(), "blocking step started");
     assert_eq!(runs, 1, "{}\n{}", first.log_text(), second.log_text());
+}
+
+async fn a_worker_that_does_not_have_a_version_leaves_it_for_one_that_does(db: &TestDb) {
+    let web = Plugin::launch(db, Launch::web_only()).await;
+    let (_, body) = web
+        .invoke("1.1.0", json!({"interval": 0, "polls": 1}), json!({}))
+        .await;
+    assert_eq!(body["data"]["state"], json!(2), "{body}");
+    let trace_id = body["trace_id"].as_str().unwrap_or_default();
+    // A worker of another build (it has 1.0.0 and 2.0.0 only), as during a rolling deploy.
+    let other = Plugin::launch(db, Launch::worker().binary("bkp-faults")).await;
+    wait_for(
+        "the other worker did not start",
+        Duration::from_secs(30),
+        || other.log_text().contains("worker started"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, schedule) = web.get(&format!("/bk_plugin/schedule/{trace_id}")).await;
+    assert_eq!(
+        schedule["data"]["state"],
+        json!(2),
+        "left waiting: {schedule}"
+    );
+    assert_eq!(schedule["data"]["invoke_count"], json!(1));
+    let _new = Plugin::launch(db, Launch::worker()).await;
+    let done = web.wait_finished(trace_id, Duration::from_secs(20)).await;
+    assert_eq!(done["state"], json!(4), "{done}");
+}
+
+async fn an_invocation_no_worker_has_fails_after_the_grace_period_with_its_finish_callback(
+    db: &TestDb,
+) {
+    let web = Plugin::launch(db, Launch::web_only()).await;
+    let receiver = Receiver::start("/finished", vec![Answer::Status(200)]).await;
+    let trace_id = finishing(&web, &receiver.url).await;
+    let _other = Plugin::launch(
+        db,
+        Launch::worker()
+            .binary("bkp-faults")
+            .env("BK_PLUGIN_UNKNOWN_VERSION_GRACE_SECONDS", "2"),
+    )
+    .await;
+    let done = web.wait_finished(&trace_id, Duration::from_secs(20)).await;
+    assert_eq!(done["state"], json!(5), "{done}");
+    let err = done["err"].as_str().unwrap_or_default();
+    assert!(
+        err.starts_with("plugin version 1.7.0 is not registered in this binary: no worker that has it took the invocation within 2 seconds"),
+        "{err}"
+    );
+    wait_for("no finish callback", Duration::from_secs(10), || {
+        receiver.requests() == 1
+    })
+    .await;
 }

@@ -36,8 +36,12 @@ async fn a_waiting_invocation_of_a_version_no_longer_in_the_binary_fails_clearly
     conn.execute_unprepared(&sql)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let _worker = Plugin::launch(db, Launch::worker()).await;
-    let done = web.wait_finished(&ids[0], Duration::from_secs(10)).await;
+    let _worker = Plugin::launch(
+        db,
+        Launch::worker().env("BK_PLUGIN_UNKNOWN_VERSION_GRACE_SECONDS", "1"),
+    )
+    .await;
+    let done = web.wait_finished(&ids[0], Duration::from_secs(15)).await;
     assert_eq!(done["state"], json!(5));
     let err = done["err"].as_str().unwrap_or_default();
     assert!(

@@ -127,9 +127,21 @@ impl Store {
         lease: Duration,
         limit: u64,
     ) -> Result<Vec<schedule::Model>, StoreError> {
+        self.claim_due_of(owner, lease, limit, None).await
+    }
+
+    /// [`Store::claim_due`], of these plugin versions only (`None`: any): a worker claims only
+    /// the versions its binary has, and leaves the others for workers that have them.
+    pub async fn claim_due_of(
+        &self,
+        owner: &str,
+        lease: Duration,
+        limit: u64,
+        versions: Option<&[String]>,
+    ) -> Result<Vec<schedule::Model>, StoreError> {
         let now = now_ms();
         let lease_until = now + ms(lease);
-        let due = || due_rows(now, limit);
+        let due = || of_versions(due_rows(now, limit), versions);
         let lease_columns = |update: sea_orm::UpdateMany<schedule::Entity>| {
             update
                 .col_expr(schedule::Column::LeaseOwner, Expr::value(owner.to_string()))
@@ -181,8 +193,82 @@ impl Store {
 
     /// The earliest due time of any waiting, unleased row.
     pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
-        let row: Option<Option<i64>> = next_due_query().into_tuple().one(&self.db).await?;
+        self.next_due_of(None).await
+    }
+
+    /// [`Store::next_due`] of these plugin versions only (`None`: any).
+    pub async fn next_due_of(
+        &self,
+        versions: Option<&[String]>,
+    ) -> Result<Option<i64>, StoreError> {
+        let row: Option<Option<i64>> = of_versions(next_due_query(), versions)
+            .into_tuple()
+            .one(&self.db)
+            .await?;
         Ok(row.flatten())
+    }
+
+    /// Fails, with `err(version)` and a finish callback when the stored context has
+    /// `plugin_callback_info`, up to 100 waiting invocations of versions not in `known` that
+    /// have been due since before `due_before` and are not leased: nobody who knows their
+    /// version took them. Each is a compare-and-set on the row as read, so a worker that claims
+    /// it meanwhile wins. Returns the trace ids failed.
+    pub async fn fail_unknown_versions(
+        &self,
+        known: &[String],
+        due_before: i64,
+        err: impl Fn(&str) -> String,
+    ) -> Result<Vec<String>, StoreError> {
+        let now = now_ms();
+        let rows = live()
+            .filter(schedule::Column::RunAt.lt(due_before))
+            .filter(schedule::Column::PluginVersion.is_not_in(known.to_vec()))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(schedule::Column::LeaseUntil.is_null())
+                    .add(schedule::Column::LeaseUntil.lt(now)),
+            )
+            .limit(100)
+            .all(&self.db)
+            .await?;
+        let mut failed = Vec::new();
+        for row in rows {
+            let wants_callback = serde_json::from_str::<serde_json::Value>(&row.context)
+                .is_ok_and(|c| c.get("plugin_callback_info").is_some_and(|i| i.is_object()));
+            let mut update = without_lease(schedule::Entity::update_many())
+                .col_expr(schedule::Column::State, Expr::value(State::Fail.as_i32()))
+                .col_expr(
+                    schedule::Column::Error,
+                    Expr::value(Some(super::cap_err(err(&row.plugin_version)))),
+                )
+                .col_expr(schedule::Column::RunAt, Expr::value(Option::<i64>::None))
+                .col_expr(
+                    schedule::Column::CallbackDeadline,
+                    Expr::value(Option::<i64>::None),
+                )
+                .col_expr(schedule::Column::FinishedAt, Expr::value(now))
+                .col_expr(schedule::Column::UpdatedAt, Expr::value(now));
+            if wants_callback {
+                update = update
+                    .col_expr(schedule::Column::NotifyState, Expr::value(notify::PENDING))
+                    .col_expr(schedule::Column::NotifyAt, Expr::value(now));
+            }
+            let done = update
+                .filter(schedule::Column::TraceId.eq(row.trace_id.as_str()))
+                .filter(schedule::Column::State.eq(row.state))
+                .filter(schedule::Column::RunAt.eq(row.run_at))
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(schedule::Column::LeaseUntil.is_null())
+                        .add(schedule::Column::LeaseUntil.lt(now)),
+                )
+                .exec(&self.db)
+                .await?;
+            if done.rows_affected == 1 {
+                failed.push(row.trace_id);
+            }
+        }
+        Ok(failed)
     }
 
     /// Extends `owner`'s lease; false when the lease was lost.
@@ -307,6 +393,16 @@ fn due_rows(now: i64, limit: u64) -> sea_orm::Select<schedule::Entity> {
         .limit(limit)
 }
 
+fn of_versions(
+    select: sea_orm::Select<schedule::Entity>,
+    versions: Option<&[String]>,
+) -> sea_orm::Select<schedule::Entity> {
+    match versions {
+        Some(versions) => select.filter(schedule::Column::PluginVersion.is_in(versions.to_vec())),
+        None => select,
+    }
+}
+
 fn next_due_query() -> sea_orm::Select<schedule::Entity> {
     live()
         .select_only()
@@ -338,9 +434,16 @@ pub fn hot_queries(backend: DatabaseBackend) -> Vec<(&'static str, sea_orm::Stat
             .column_as(schedule::Column::TraceId.count(), "n")
             .build(backend)
     };
+    let versions = ["1.0.0".to_string(), "1.1.0".to_string()];
     vec![
-        ("claim: due rows", due_rows(now, 256).build(backend)),
-        ("next due time", next_due_query().build(backend)),
+        (
+            "claim: due rows",
+            of_versions(due_rows(now, 256), Some(&versions)).build(backend),
+        ),
+        (
+            "next due time",
+            of_versions(next_due_query(), Some(&versions)).build(backend),
+        ),
         ("queue depth: due", count(due)),
         ("queue depth: running", count(running)),
         ("queue depth: waiting_callback", count(waiting)),

@@ -11,6 +11,7 @@ mod cleanup;
 mod lease_keeper;
 mod notify;
 mod step;
+mod versions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +57,10 @@ pub fn start(state: Arc<AppState>) -> WorkerHandle {
     let tasks = vec![
         tokio::spawn(step_loop(state.clone(), owner.clone(), stopped.clone())),
         tokio::spawn(notify::notify_loop(state.clone(), owner, stopped.clone())),
+        tokio::spawn(versions::unknown_versions_loop(
+            state.clone(),
+            stopped.clone(),
+        )),
         tokio::spawn(cleanup::cleanup_loop(state, stopped)),
     ];
     WorkerHandle { stop, tasks }
@@ -68,6 +73,9 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
     let slots = Arc::new(Semaphore::new(concurrency));
     let mut backoff = Duration::from_millis(50);
     let mut claims = 0u64;
+    // Only the versions this binary has: during a rolling deploy, rows of other versions are
+    // left for workers that have them (see versions.rs for the grace period).
+    let known = known_versions(&state);
     while !*stopped.borrow() {
         let free = slots.available_permits();
         if free == 0 {
@@ -84,7 +92,7 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
         let token = format!("{owner}:{claims}");
         let claimed = state
             .store
-            .claim_due(&token, state.config.lease, free as u64)
+            .claim_due_of(&token, state.config.lease, free as u64, Some(&known))
             .await;
         let rows = match claimed {
             Ok(rows) => {
@@ -112,7 +120,7 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
         if full_batch {
             continue;
         }
-        let wait = match state.store.next_due().await {
+        let wait = match state.store.next_due_of(Some(&known)).await {
             Ok(Some(due)) => {
                 let until = u64::try_from(due - now_ms()).unwrap_or(0);
                 Duration::from_millis(until).min(state.config.worker_poll_interval)
@@ -140,6 +148,16 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
             "worker stopped with steps still running; their leases expire and another worker re-runs them"
         ),
     }
+}
+
+/// The plugin versions this binary has.
+fn known_versions(state: &AppState) -> Vec<String> {
+    state
+        .registry
+        .version_names()
+        .into_iter()
+        .map(str::to_string)
+        .collect()
 }
 
 async fn sleep_or_stop(duration: Duration, stopped: &mut watch::Receiver<bool>) {
