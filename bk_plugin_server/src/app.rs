@@ -122,6 +122,18 @@ impl AppState {
                 },
             )
         };
+        {
+            // Leases and due times follow the database's clock (see `store::now_ms`).
+            let store = store.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(crate::store::CLOCK_SYNC_EVERY).await;
+                    if let Err(e) = store.sync_clock().await {
+                        tracing::warn!(error = %e, "cannot read the database's clock");
+                    }
+                }
+            });
+        }
         let recorder = {
             let store = store.clone();
             Batcher::spawn(writers, 256, move |steps: Vec<FinishedStep>| {

@@ -21,6 +21,7 @@ on_every_backend!(
     a_step_that_blocks_its_thread_longer_than_the_lease_runs_once,
     a_worker_that_does_not_have_a_version_leaves_it_for_one_that_does,
     an_invocation_no_worker_has_fails_after_the_grace_period_with_its_finish_callback,
+    a_worker_whose_clock_is_20_s_ahead_does_not_take_a_live_lease,
 );
 
 fn count(log: &str, needle: &str) -> usize {
@@ -748,4 +749,53 @@ async fn an_invocation_no_worker_has_fails_after_the_grace_period_with_its_finis
         receiver.requests() == 1
     })
     .await;
+}
+
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+async fn a_worker_whose_clock_is_20_s_ahead_does_not_take_a_live_lease(db: &TestDb) {
+    if db.backend() == Backend::Sqlite {
+        println!("skipped on SQLite: its processes share one host, hence one clock");
+        return;
+    }
+    if !std::path::Path::new(FAKETIME).exists() {
+        println!("skipped: {FAKETIME} is missing (apt-get install faketime)");
+        return;
+    }
+    let faults = |launch: Launch| {
+        launch
+            .binary("bkp-faults")
+            .env("BK_PLUGIN_LEASE_SECONDS", "3")
+    };
+    let web = Plugin::launch(db, faults(Launch::web_only())).await;
+    let on_time = Plugin::launch(db, faults(Launch::worker())).await;
+    let (_, body) = web
+        .invoke("2.0.0", json!({"block_ms": 8000}), json!({}))
+        .await;
+    assert_eq!(body["data"]["state"], json!(2), "{body}");
+    let trace_id = body["trace_id"].as_str().unwrap_or_default();
+    wait_for("the step did not start", Duration::from_secs(20), || {
+        on_time.log_text().contains("blocking step started")
+    })
+    .await;
+    // This worker's clock is 20 s ahead: by it, the running step's lease ran out long ago.
+    let ahead = Plugin::launch(
+        db,
+        faults(Launch::worker())
+            .env("LD_PRELOAD", FAKETIME)
+            .env("FAKETIME", "+20s")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    )
+    .await;
+    let done = web.wait_finished(trace_id, Duration::from_secs(40)).await;
+    assert_eq!(done["state"], json!(4), "{done}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        ahead.log_text().contains("worker started"),
+        "{}",
+        ahead.log_text()
+    );
+    let runs = count(&on_time.log_text(), "blocking step started")
+        + count(&ahead.log_text(), "blocking step started");
+    assert_eq!(runs, 1, "{}", ahead.log_text());
 }

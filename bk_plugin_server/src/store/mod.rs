@@ -135,10 +135,23 @@ where
     attempt().await
 }
 
-/// Milliseconds since the Unix epoch, now.
+/// How far the database's clock is ahead of this process's clock, in milliseconds (measured by
+/// [`Store::sync_clock`]; 0 until then).
+static CLOCK_OFFSET_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Milliseconds since the Unix epoch, now, by the database's clock: every lease, due time and
+/// deadline any process writes or compares uses it, so processes whose clocks disagree still
+/// agree on when a lease has run out.
 pub fn now_ms() -> i64 {
+    local_ms() + CLOCK_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn local_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+/// How often [`Store::sync_clock`] measures the database's clock again.
+pub const CLOCK_SYNC_EVERY: Duration = Duration::from_secs(30);
 
 fn ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 4)
@@ -184,7 +197,41 @@ impl Store {
         if db.get_database_backend() == sea_orm::DatabaseBackend::MySql {
             check_mysql_version(&db).await?;
         }
-        Ok(Self { db })
+        let store = Self { db };
+        if let Err(e) = store.sync_clock().await {
+            tracing::warn!(error = %e, "cannot read the database's clock; using this host's clock");
+        }
+        Ok(store)
+    }
+
+    /// Measures how far the database's clock is from this process's clock (half the round
+    /// trip is taken as the query's delay) and makes [`now_ms`] follow the database's clock.
+    pub async fn sync_clock(&self) -> Result<i64, StoreError> {
+        use sea_orm::ConnectionTrait;
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            sea_orm::DatabaseBackend::MySql => {
+                "SELECT CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)"
+            }
+            sea_orm::DatabaseBackend::Postgres => {
+                "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+            }
+            _ => "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+        };
+        let before = local_ms();
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(backend, sql))
+            .await?;
+        let after = local_ms();
+        let Some(database) = row.and_then(|r| r.try_get_by_index::<i64>(0).ok()) else {
+            return Err(StoreError::Unsupported(
+                "the database did not say what time it is".into(),
+            ));
+        };
+        let offset = database - (before + after) / 2;
+        CLOCK_OFFSET_MS.store(offset, std::sync::atomic::Ordering::Relaxed);
+        Ok(offset)
     }
 
     /// The connection, for tests and tools.
