@@ -64,8 +64,10 @@ pub fn is_transient(error: &DbErr) -> bool {
 }
 
 /// Whether the database answered and refused the statement itself — a value too long for its
-/// column (MySQL 1406), a packet over `max_allowed_packet`, a constraint or trigger — so that
-/// running it again cannot succeed. Outages, timeouts and lock conflicts are not rejections.
+/// column (MySQL 1406), a constraint or trigger — so that running it again cannot succeed:
+/// SQLSTATE classes 22 (data exception), 23 (integrity constraint) and 54 (program limit) on
+/// PostgreSQL and MySQL, `SQLITE_TOOBIG`, `SQLITE_CONSTRAINT` and `SQLITE_MISMATCH` on SQLite.
+/// Outages, killed connections, timeouts and lock conflicts are not rejections.
 pub fn is_rejection(error: &DbErr) -> bool {
     use sea_orm::{RuntimeErr, sqlx};
     let (DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner))) =
@@ -73,7 +75,22 @@ pub fn is_rejection(error: &DbErr) -> bool {
     else {
         return false;
     };
-    matches!(inner.as_ref(), sqlx::Error::Database(_)) && !is_transient(error)
+    let sqlx::Error::Database(database) = inner.as_ref() else {
+        return false;
+    };
+    if is_transient(error) {
+        return false;
+    }
+    let code = database.code().map(|c| c.to_string()).unwrap_or_default();
+    if code.len() == 5 {
+        // SQLSTATE (PostgreSQL, MySQL).
+        return ["22", "23", "54"]
+            .iter()
+            .any(|class| code.starts_with(class));
+    }
+    // SQLite (extended) result code: the primary code is the low byte.
+    code.parse::<u32>()
+        .is_ok_and(|c| [18, 19, 20].contains(&(c & 0xff)))
 }
 
 impl StoreError {
