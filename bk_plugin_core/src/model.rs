@@ -24,8 +24,8 @@ pub struct Empty {}
 pub struct PluginCallbackInfo {
     /// The URL the runtime POSTs `data` to when the invocation finishes.
     pub url: String,
-    /// The JSON object posted.
-    #[serde(default)]
+    /// The JSON object posted. Required, as in Python's `PluginCallbackModel` (`data: dict`):
+    /// BK-SOPS always sends it (`{}` when it has nothing to add).
     pub data: Map<String, Value>,
 }
 

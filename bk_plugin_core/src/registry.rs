@@ -299,6 +299,35 @@ impl Registry {
     pub fn is_empty(&self) -> bool {
         self.versions.is_empty()
     }
+
+    /// Publishes every custom form for the plugin whose app code is `code`: replaces
+    /// [`crate::form::CODE_PLACEHOLDER`] with it. Returns one warning per version whose form
+    /// registers a literal `$.atoms` key other than `code` (BK-SOPS would find no form there).
+    pub fn bind_plugin_code(&mut self, code: &str) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for version in &mut self.versions {
+            let Some(form) = version.record.form else {
+                continue;
+            };
+            let rendered = crate::form::render(form, code);
+            let foreign = crate::form::foreign_keys(&rendered, code);
+            if !foreign.is_empty() {
+                warnings.push(format!(
+                    "the form of version {} registers $.atoms[{}], but BK-SOPS reads $.atoms[\"{code}\"] (the app code, BKPAAS_APP_ID): write $.atoms[\"{}\"] in forms/{}/form.js",
+                    version.record.version,
+                    foreign
+                        .iter()
+                        .map(|k| format!("\"{k}\""))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    crate::form::CODE_PLACEHOLDER,
+                    version.record.version,
+                ));
+            }
+            version.detail["forms"]["renderform"] = Value::String(rendered);
+        }
+        warnings
+    }
 }
 
 #[cfg(test)]
@@ -362,6 +391,35 @@ mod tests {
     static CALLBACK: PluginRecord = record("2.0.0", "crate::NoInfo", true);
     static BAD: PluginRecord = record("1.0", "crate::Bad", false);
     static PADDED: PluginRecord = record("01.9.0", "crate::Padded", false);
+    static PLACEHOLDER_FORM: PluginRecord = PluginRecord {
+        form: Some("$.atoms[\"__BK_PLUGIN_CODE__\"] = [];"),
+        ..record("3.0.0", "crate::Placeholder", false)
+    };
+    static LITERAL_FORM: PluginRecord = PluginRecord {
+        form: Some("$.atoms['someone-else'] = [];"),
+        ..record("3.1.0", "crate::Literal", false)
+    };
+
+    #[test]
+    fn forms_get_the_app_code_and_a_foreign_literal_key_is_warned_about() {
+        let registry = Registry::from_records([&PLACEHOLDER_FORM, &LITERAL_FORM, &A]);
+        let Ok(mut registry) = registry else {
+            panic!("{registry:?}");
+        };
+        let warnings = registry.bind_plugin_code("my-app");
+        let form = |v: &str| registry.get(v).map(|v| v.detail()["forms"]["renderform"].clone());
+        assert_eq!(form("3.0.0"), Some(json!("$.atoms[\"my-app\"] = [];")));
+        assert_eq!(form("3.1.0"), Some(json!("$.atoms['someone-else'] = [];")));
+        assert_eq!(form("1.9.0"), Some(Value::Null));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("version 3.1.0")
+                && warnings[0].contains("\"someone-else\"")
+                && warnings[0].contains("$.atoms[\"my-app\"]"),
+            "{}",
+            warnings[0]
+        );
+    }
 
     #[test]
     fn versions_are_sorted_semantically_newest_first() {

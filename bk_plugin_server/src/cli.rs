@@ -100,7 +100,11 @@ where
     let capture = crate::logging::init(&config);
     meta.check()
         .map_err(|e| anyhow::anyhow!("invalid allow_scope: {e}"))?;
-    let registry = Arc::new(Registry::load()?);
+    let mut registry = Registry::load()?;
+    for warning in registry.bind_plugin_code(&config.app_code) {
+        tracing::warn!("{warning}");
+    }
+    let registry = Arc::new(registry);
     match command {
         Command::Versions => {
             for version in registry.version_names() {

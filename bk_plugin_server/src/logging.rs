@@ -10,12 +10,12 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -80,37 +80,85 @@ pub fn init(config: &Config) -> Option<LogCapture> {
     installed.ok().and(capture)
 }
 
+/// Asks for the capture to be written: answered once every line captured before the request
+/// is in the database, or at once when this process captures nothing.
+static FLUSH: OnceLock<mpsc::Sender<oneshot::Sender<()>>> = OnceLock::new();
+
+/// How long a reader waits for pending lines to be written before reading what is there.
+const FLUSH_WAIT: Duration = Duration::from_secs(5);
+
+/// Writes every line captured so far before returning, so that a read that follows sees every
+/// line logged before it (the logs API calls this first). The invoke path never waits: only the
+/// reader pays for one batch insert.
+pub async fn flush_captured() {
+    let Some(flush) = FLUSH.get() else {
+        return;
+    };
+    let (done, written) = oneshot::channel();
+    if flush.send(done).await.is_ok() {
+        let _ = tokio::time::timeout(FLUSH_WAIT, written).await;
+    }
+}
+
 /// Writes captured lines in batches until the process ends.
 pub fn spawn_writer(store: Store, capture: LogCapture) {
     let LogCapture {
         mut receiver,
         dropped,
     } = capture;
+    let (flush, mut flushes) = mpsc::channel::<oneshot::Sender<()>>(1_024);
+    let _ = FLUSH.set(flush);
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
-        while let Some(first) = receiver.recv().await {
-            batch.push(first);
-            // Gather what else arrives within a short window, up to a batch.
-            let window = tokio::time::sleep(Duration::from_millis(50));
-            tokio::pin!(window);
-            while batch.len() < BATCH {
-                tokio::select! {
-                    line = receiver.recv() => match line {
-                        Some(line) => batch.push(line),
-                        None => break,
-                    },
-                    _ = &mut window => break,
+        let mut waiting = Vec::new();
+        loop {
+            tokio::select! {
+                line = receiver.recv() => match line {
+                    Some(line) => batch.push(line),
+                    None => break,
+                },
+                Some(reader) = flushes.recv() => waiting.push(reader),
+            }
+            if waiting.is_empty() {
+                // Gather what else arrives within a short window, up to a batch; a reader
+                // cuts the window short.
+                let window = tokio::time::sleep(Duration::from_millis(50));
+                tokio::pin!(window);
+                while batch.len() < BATCH {
+                    tokio::select! {
+                        line = receiver.recv() => match line {
+                            Some(line) => batch.push(line),
+                            None => break,
+                        },
+                        Some(reader) = flushes.recv() => {
+                            waiting.push(reader);
+                            break;
+                        }
+                        _ = &mut window => break,
+                    }
                 }
             }
-            let lines = std::mem::take(&mut batch);
-            let count = lines.len();
-            if let Err(e) = store.insert_logs(lines).await {
-                eprintln!("bk-plugin: could not store {count} captured log lines: {e}");
+            if !waiting.is_empty() {
+                // Everything queued before the reader asked is in the channel now.
+                while let Ok(line) = receiver.try_recv() {
+                    batch.push(line);
+                }
+            }
+            while !batch.is_empty() {
+                let rest = batch.split_off(batch.len().min(BATCH));
+                let lines = std::mem::replace(&mut batch, rest);
+                let count = lines.len();
+                if let Err(e) = store.insert_logs(lines).await {
+                    tracing::error!("could not store {count} captured log lines: {e}");
+                }
+            }
+            for reader in waiting.drain(..) {
+                let _ = reader.send(());
             }
             let lost = dropped.swap(0, Ordering::Relaxed);
             if lost > 0 {
-                eprintln!(
-                    "bk-plugin: {lost} log lines were not captured (the capture queue was full)"
+                tracing::warn!(
+                    "{lost} log lines were not captured (the capture queue was full)"
                 );
             }
         }

@@ -97,9 +97,17 @@ impl DispatchCall {
             .and_then(Value::as_str)
             .and_then(ApiMethod::parse)
             .ok_or_else(|| ApiError::bad_request("`method` must be GET or POST"))?;
+        // Required and non-blank, as Python's serializer (`CharField(required=True)`) has it.
         let username = match body.remove("username") {
-            Some(Value::String(name)) => name,
-            None | Some(Value::Null) => String::new(),
+            Some(Value::String(name)) if !name.trim().is_empty() => name,
+            Some(Value::String(_)) => {
+                return Err(ApiError::bad_request("`username` must not be blank"));
+            }
+            None | Some(Value::Null) => {
+                return Err(ApiError::bad_request(
+                    "`username` is required: the user the call is made for",
+                ));
+            }
             Some(_) => return Err(ApiError::bad_request("`username` must be a string")),
         };
         let mut data = match body.remove("data") {

@@ -21,6 +21,8 @@ pub(crate) async fn logs(
         ));
     }
     let trace_id = path.into_inner();
+    // Lines logged before this request may still be queued for the batch writer.
+    crate::logging::flush_captured().await;
     let lines = state.store.logs_of(&trace_id).await?;
     Ok(success("", json!({"log": lines.join("\n")}), None))
 }
