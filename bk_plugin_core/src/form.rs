@@ -43,7 +43,10 @@ mod tests {
     #[test]
     fn the_placeholder_becomes_the_app_code_everywhere() {
         let form = "$.atoms[\"__BK_PLUGIN_CODE__\"] = []; // __BK_PLUGIN_CODE__";
-        assert_eq!(render(form, "my-app"), "$.atoms[\"my-app\"] = []; // my-app");
+        assert_eq!(
+            render(form, "my-app"),
+            "$.atoms[\"my-app\"] = []; // my-app"
+        );
     }
 
     #[test]

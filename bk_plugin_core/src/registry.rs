@@ -407,7 +407,11 @@ mod tests {
             panic!("{registry:?}");
         };
         let warnings = registry.bind_plugin_code("my-app");
-        let form = |v: &str| registry.get(v).map(|v| v.detail()["forms"]["renderform"].clone());
+        let form = |v: &str| {
+            registry
+                .get(v)
+                .map(|v| v.detail()["forms"]["renderform"].clone())
+        };
         assert_eq!(form("3.0.0"), Some(json!("$.atoms[\"my-app\"] = [];")));
         assert_eq!(form("3.1.0"), Some(json!("$.atoms['someone-else'] = [];")));
         assert_eq!(form("1.9.0"), Some(Value::Null));

@@ -10,8 +10,8 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -157,9 +157,7 @@ pub fn spawn_writer(store: Store, capture: LogCapture) {
             }
             let lost = dropped.swap(0, Ordering::Relaxed);
             if lost > 0 {
-                tracing::warn!(
-                    "{lost} log lines were not captured (the capture queue was full)"
-                );
+                tracing::warn!("{lost} log lines were not captured (the capture queue was full)");
             }
         }
     });

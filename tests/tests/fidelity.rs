@@ -55,11 +55,7 @@ async fn dispatch_without_a_username_is_a_400_envelope_with_a_trace_id() {
         assert_eq!(body["data"], Value::Null, "{body}");
         let message = body["message"].as_str().unwrap_or_default();
         assert!(message.contains("`username`"), "{message}");
-        assert_eq!(
-            body["trace_id"].as_str().map(str::len),
-            Some(32),
-            "{body}"
-        );
+        assert_eq!(body["trace_id"].as_str().map(str::len), Some(32), "{body}");
     }
     let named = json!({"url": "/bk_plugin/plugin_api/echo/", "method": "GET", "username": "u"});
     let (status, body) = plugin.post("/bk_plugin/plugin_api_dispatch", &named).await;
