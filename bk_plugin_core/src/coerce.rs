@@ -1,8 +1,10 @@
-//! Lenient, schema-driven coercion of request JSON, the way pydantic v1 accepts it.
+//! Lenient, schema-driven coercion of request JSON, the way pydantic v1 accepts it, and the
+//! problems it finds in pydantic v1's words.
 //!
 //! BK-SOPS renders template variables as strings, so a plugin receives `"7"` for an integer and
 //! `"true"` for a boolean. Before strict serde deserialization runs, [`coerce`] walks the value
-//! along the model's schema and converts what pydantic v1 would have converted:
+//! along the model's draft-07 schema (as schemars derives it, nullability and enums included) and
+//! converts what pydantic v1 would have converted:
 //!
 //! | schema type | accepted and converted |
 //! |---|---|
@@ -10,41 +12,93 @@
 //! | `number`  | `"1.5"`, `true`/`false` |
 //! | `boolean` | `"true"`/`"false"`, `"1"`/`"0"`, `"yes"`/`"no"`, `"on"`/`"off"`, `"t"`/`"f"`, `"y"`/`"n"` (any case, no surrounding spaces), `0`/`1` |
 //! | `string`  | numbers (`123` -> `"123"`), booleans (`true` -> `"True"`, as Python's `str(True)`) |
+//! | model or map | a list of `[key, value]` pairs (Python's `dict(value)`), `[]` as `{}` |
 //!
 //! A fractional number for an integer field is refused (pydantic v1 would silently truncate
 //! `7.5` to `7`). Nested models, lists and maps are coerced the same way. Every missing required
-//! field and every value that cannot be converted is reported with its path, all at once.
+//! field, every `null` where the type is not optional, every value outside an enum and every value
+//! that cannot be converted is reported, all at once, in field order, each with pydantic v1's
+//! message and error type. At most [`MAX_LISTED`] problems are kept; the rest are counted.
 
 use serde_json::{Map, Number, Value};
 
-/// One reason a value does not fit its model.
+/// The most problems one validation lists; the others are only counted.
+pub const MAX_LISTED: usize = 40;
+
+/// One reason a value does not fit its model, as pydantic v1 reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// Dotted path of the offending field (`options.value`, `tags.2`); empty for the root.
-    pub path: String,
-    /// What is wrong, in pydantic's words where it has some.
+    /// Where: field names and list indexes from the model down (`["options", "name"]`,
+    /// `["tags", "2"]`); `["__root__"]` for the value itself.
+    pub loc: Vec<String>,
+    /// What is wrong (`field required`).
     pub message: String,
+    /// pydantic's error type (`value_error.missing`).
+    pub kind: String,
+    /// pydantic's error context, already rendered (`; enum_values=[...]`), or empty.
+    pub context: String,
+}
+
+impl Problem {
+    /// A problem at `loc`.
+    pub fn new(loc: Vec<String>, message: impl Into<String>, kind: impl Into<String>) -> Self {
+        Self {
+            loc,
+            message: message.into(),
+            kind: kind.into(),
+            context: String::new(),
+        }
+    }
 }
 
 impl std::fmt::Display for Problem {
+    /// Two lines, as pydantic v1 prints each error: the location joined with ` -> `, then the
+    /// indented message with its type.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
+        write!(
+            f,
+            "{}\n  {} (type={}{})",
+            self.loc.join(" -> "),
+            self.message,
+            self.kind,
+            self.context
+        )
+    }
+}
+
+/// Every problem found (at most [`MAX_LISTED`]) and how many there were in all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Problems {
+    /// The first problems, in field order.
+    pub listed: Vec<Problem>,
+    /// How many problems there were, listed or not.
+    pub total: usize,
+}
+
+impl Problems {
+    /// Whether the value fits.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Records one problem.
+    pub fn push(&mut self, problem: Problem) {
+        self.total += 1;
+        if self.listed.len() < MAX_LISTED {
+            self.listed.push(problem);
         }
     }
 }
 
 /// Coerces `value` in place along `schema` (whose `$ref`s point into `definitions`) and returns
-/// every problem found. An empty list means strict deserialization can take it from here.
-pub fn coerce(value: &mut Value, schema: &Value, definitions: &Map<String, Value>) -> Vec<Problem> {
+/// every problem found. No problem means strict deserialization can take it from here.
+pub fn coerce(value: &mut Value, schema: &Value, definitions: &Map<String, Value>) -> Problems {
     let mut walker = Walker {
         definitions,
-        problems: Vec::new(),
+        problems: Problems::default(),
         path: Vec::new(),
     };
-    walker.visit(value, schema, 0);
+    walker.visit(value, schema, None, 0);
     walker.problems
 }
 
@@ -52,62 +106,171 @@ const MAX_DEPTH: usize = 64;
 
 struct Walker<'a> {
     definitions: &'a Map<String, Value>,
-    problems: Vec<Problem>,
+    problems: Problems,
     path: Vec<String>,
 }
 
+/// What a schema says about `null`.
+fn allows_null(schema: &Value) -> bool {
+    let is_null_type = |t: &Value| t.as_str() == Some("null");
+    match schema {
+        Value::Bool(b) => *b,
+        Value::Object(map) => {
+            if map.is_empty() {
+                return true;
+            }
+            match map.get("type") {
+                Some(Value::Array(types)) => return types.iter().any(is_null_type),
+                Some(t) => return is_null_type(t),
+                None => {}
+            }
+            if let Some(Value::Array(values)) = map.get("enum") {
+                return values.iter().any(Value::is_null);
+            }
+            if let Some(constant) = map.get("const") {
+                return constant.is_null();
+            }
+            for key in ["anyOf", "oneOf"] {
+                if let Some(Value::Array(variants)) = map.get(key) {
+                    return variants
+                        .iter()
+                        .any(|v| v.get("type").is_some_and(is_null_type));
+                }
+            }
+            // `$ref`s are resolved before this is asked; anything else (`not`, a bare `allOf`)
+            // is left to serde.
+            !(map.contains_key("properties") || map.contains_key("items"))
+        }
+        _ => true,
+    }
+}
+
 impl<'a> Walker<'a> {
-    fn report(&mut self, message: impl Into<String>) {
-        self.problems.push(Problem {
-            path: self.path.join("."),
-            message: message.into(),
-        });
+    fn report(&mut self, message: &str, kind: &str) {
+        self.problems
+            .push(Problem::new(self.path.clone(), message, kind));
     }
 
-    /// Follows `$ref` and single-element `allOf` to the schema that says what the value is.
-    fn resolve(&self, mut schema: &'a Value) -> &'a Value {
+    /// Follows `$ref` and single-element `allOf` to the schema that says what the value is;
+    /// also returns the name of the last definition passed through (an enum's class name).
+    fn resolve(
+        &self,
+        mut schema: &'a Value,
+        mut name: Option<&'a str>,
+    ) -> (&'a Value, Option<&'a str>) {
         for _ in 0..MAX_DEPTH {
             if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
-                let name = reference.rsplit('/').next().unwrap_or_default();
-                match self.definitions.get(name) {
-                    Some(target) => schema = target,
-                    None => return schema,
+                let target = reference.rsplit('/').next().unwrap_or_default();
+                match self.definitions.get_key_value(target) {
+                    Some((key, definition)) => {
+                        schema = definition;
+                        name = Some(key.as_str());
+                    }
+                    None => return (schema, name),
                 }
             } else if let Some(Value::Array(all)) = schema.get("allOf") {
                 match all.as_slice() {
                     [only] => schema = only,
-                    _ => return schema,
+                    _ => return (schema, name),
                 }
             } else {
-                return schema;
+                return (schema, name);
             }
         }
-        schema
+        (schema, name)
     }
 
-    fn visit(&mut self, value: &mut Value, schema: &'a Value, depth: usize) {
+    fn visit(&mut self, value: &mut Value, schema: &'a Value, name: Option<&'a str>, depth: usize) {
         if depth > MAX_DEPTH {
-            self.report("nested too deeply");
+            self.report("nested too deeply", "value_error");
             return;
         }
-        let schema = self.resolve(schema);
+        let (schema, name) = self.resolve(schema, name);
         if value.is_null() {
-            return; // Option fields accept null; serde reports the others.
+            if !allows_null(schema) {
+                self.report(
+                    "none is not an allowed value",
+                    "type_error.none.not_allowed",
+                );
+            }
+            return;
         }
-        match schema.get("type").and_then(Value::as_str) {
-            Some("integer") => self.coerce_integer(value),
-            Some("number") => self.coerce_number(value),
+        // `Option<T>` and documented enums: pick the one variant that says what a value is.
+        for key in ["anyOf", "oneOf"] {
+            if let Some(Value::Array(variants)) = schema.get(key) {
+                let constants: Option<Vec<&Value>> =
+                    variants.iter().map(|v| v.get("const")).collect();
+                if let Some(constants) = constants {
+                    self.check_enum(value, &constants, name);
+                    return;
+                }
+                let mut others = variants
+                    .iter()
+                    .filter(|v| v.get("type").and_then(Value::as_str) != Some("null"));
+                if let (Some(only), None) = (others.next(), others.next()) {
+                    self.visit(value, only, name, depth + 1);
+                }
+                return;
+            }
+        }
+        if let Some(Value::Array(values)) = schema.get("enum") {
+            let constants: Vec<&Value> = values.iter().collect();
+            self.check_enum(value, &constants, name);
+            return;
+        }
+        let kind = match schema.get("type") {
+            Some(Value::String(t)) => Some(t.as_str()),
+            Some(Value::Array(types)) => {
+                let mut others = types
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter(|t| *t != "null");
+                match (others.next(), others.next()) {
+                    (Some(only), None) => Some(only),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match kind {
+            Some("integer") => self.coerce_integer(value, schema),
+            Some("number") => self.coerce_number(value, schema),
             Some("boolean") => self.coerce_boolean(value),
-            Some("string") => to_string(value),
+            Some("string") => self.coerce_string(value),
             Some("array") => self.visit_array(value, schema, depth),
             Some("object") => self.visit_object(value, schema, depth),
             _ => {}
         }
     }
 
+    fn check_enum(&mut self, value: &Value, members: &[&Value], name: Option<&str>) {
+        if members.contains(&value) {
+            return;
+        }
+        let class = name.unwrap_or("Enum");
+        let permitted: Vec<String> = members.iter().map(|m| python_repr(m)).collect();
+        let reprs: Vec<String> = members
+            .iter()
+            .map(|m| {
+                let member = m.as_str().map_or_else(|| m.to_string(), str::to_string);
+                format!("<{class}.{member}: {}>", python_repr(m))
+            })
+            .collect();
+        let mut problem = Problem::new(
+            self.path.clone(),
+            format!(
+                "value is not a valid enumeration member; permitted: {}",
+                permitted.join(", ")
+            ),
+            "type_error.enum",
+        );
+        problem.context = format!("; enum_values=[{}]", reprs.join(", "));
+        self.problems.push(problem);
+    }
+
     fn visit_array(&mut self, value: &mut Value, schema: &'a Value, depth: usize) {
         let Value::Array(items) = value else {
-            self.report("value is not a valid list");
+            self.report("value is not a valid list", "type_error.list");
             return;
         };
         let Some(item_schema) = schema.get("items") else {
@@ -115,67 +278,125 @@ impl<'a> Walker<'a> {
         };
         for (index, item) in items.iter_mut().enumerate() {
             self.path.push(index.to_string());
-            self.visit(item, item_schema, depth + 1);
+            self.visit(item, item_schema, None, depth + 1);
             self.path.pop();
         }
     }
 
     fn visit_object(&mut self, value: &mut Value, schema: &'a Value, depth: usize) {
+        if !as_dict(value) {
+            self.report("value is not a valid dict", "type_error.dict");
+            return;
+        }
         let Value::Object(object) = value else {
-            self.report("value is not a valid dict");
             return;
         };
-        if let Some(Value::Array(required)) = schema.get("required") {
-            for name in required.iter().filter_map(Value::as_str) {
-                if !object.contains_key(name) {
-                    self.path.push(name.to_string());
-                    self.report("field required");
-                    self.path.pop();
+        let required: Vec<&str> = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let properties = schema.get("properties").and_then(Value::as_object);
+        // Declared fields in declaration order, as pydantic validates them.
+        for (name, field_schema) in properties.into_iter().flatten() {
+            self.path.push(name.clone());
+            match object.get_mut(name) {
+                Some(field) => self.visit(field, field_schema, None, depth + 1),
+                None if required.contains(&name.as_str()) => {
+                    self.report("field required", "value_error.missing");
                 }
+                None => {}
+            }
+            self.path.pop();
+        }
+        for name in required {
+            if properties.is_none_or(|p| !p.contains_key(name)) && !object.contains_key(name) {
+                self.path.push(name.to_string());
+                self.report("field required", "value_error.missing");
+                self.path.pop();
             }
         }
-        let properties = schema.get("properties").and_then(Value::as_object);
-        let additional = schema.get("additionalProperties").filter(|s| s.is_object());
-        for (name, field) in object.iter_mut() {
-            let field_schema = properties.and_then(|p| p.get(name)).or(additional);
-            if let Some(field_schema) = field_schema {
+        if let Some(additional) = schema.get("additionalProperties").filter(|s| s.is_object()) {
+            for (name, field) in object.iter_mut() {
+                if properties.is_some_and(|p| p.contains_key(name)) {
+                    continue;
+                }
                 self.path.push(name.clone());
-                self.visit(field, field_schema, depth + 1);
+                self.visit(field, additional, None, depth + 1);
                 self.path.pop();
             }
         }
     }
 
-    fn coerce_integer(&mut self, value: &mut Value) {
+    fn coerce_integer(&mut self, value: &mut Value, schema: &Value) {
         let converted = match value {
-            Value::Number(n) if n.is_i64() || n.is_u64() => return,
-            Value::Number(n) => n.as_f64().and_then(integral),
-            Value::String(s) => parse_integer(s.trim()),
+            Value::Number(n) if n.is_i64() || n.is_u64() => None,
+            Value::Number(n) => match n.as_f64().and_then(integral) {
+                Some(v) => Some(v),
+                None => return self.report("value is not a valid integer", "type_error.integer"),
+            },
+            Value::String(s) => match parse_integer(s.trim()) {
+                Some(v) => Some(v),
+                None => return self.report("value is not a valid integer", "type_error.integer"),
+            },
             Value::Bool(b) => Some(Value::from(i64::from(*b))),
-            _ => None,
+            _ => return self.report("value is not a valid integer", "type_error.integer"),
         };
-        match converted {
-            Some(v) => *value = v,
-            None => self.report("value is not a valid integer"),
+        if let Some(v) = converted {
+            *value = v;
         }
+        self.check_bounds(value, schema);
     }
 
-    fn coerce_number(&mut self, value: &mut Value) {
+    fn coerce_number(&mut self, value: &mut Value, schema: &Value) {
         let converted = match value {
-            Value::Number(_) => return,
-            Value::String(s) => parse_integer(s.trim()).or_else(|| {
+            Value::Number(_) => None,
+            Value::String(s) => match parse_integer(s.trim()).or_else(|| {
                 s.trim()
                     .parse::<f64>()
                     .ok()
                     .and_then(Number::from_f64)
                     .map(Value::Number)
-            }),
+            }) {
+                Some(v) => Some(v),
+                None => return self.report("value is not a valid float", "type_error.float"),
+            },
             Value::Bool(b) => Some(Value::from(i64::from(*b))),
-            _ => None,
+            _ => return self.report("value is not a valid float", "type_error.float"),
         };
-        match converted {
-            Some(v) => *value = v,
-            None => self.report("value is not a valid float"),
+        if let Some(v) = converted {
+            *value = v;
+        }
+        self.check_bounds(value, schema);
+    }
+
+    /// `minimum` / `maximum` (schemars sets them for unsigned and small integer types), in
+    /// pydantic's `conint` words.
+    fn check_bounds(&mut self, value: &Value, schema: &Value) {
+        let Some(x) = value.as_f64() else {
+            return;
+        };
+        let bound = |key: &str| schema.get(key).filter(|b| b.is_number());
+        if let Some(minimum) = bound("minimum")
+            && minimum.as_f64().is_some_and(|m| x < m)
+        {
+            let mut problem = Problem::new(
+                self.path.clone(),
+                format!("ensure this value is greater than or equal to {minimum}"),
+                "value_error.number.not_ge",
+            );
+            problem.context = format!("; limit_value={minimum}");
+            self.problems.push(problem);
+        } else if let Some(maximum) = bound("maximum")
+            && maximum.as_f64().is_some_and(|m| x > m)
+        {
+            let mut problem = Problem::new(
+                self.path.clone(),
+                format!("ensure this value is less than or equal to {maximum}"),
+                "value_error.number.not_le",
+            );
+            problem.context = format!("; limit_value={maximum}");
+            self.problems.push(problem);
         }
     }
 
@@ -197,16 +418,76 @@ impl<'a> Walker<'a> {
         };
         match converted {
             Some(b) => *value = Value::Bool(b),
-            None => self.report("value could not be parsed to a boolean"),
+            None => self.report("value could not be parsed to a boolean", "type_error.bool"),
+        }
+    }
+
+    fn coerce_string(&mut self, value: &mut Value) {
+        match value {
+            Value::Number(n) => *value = Value::String(n.to_string()),
+            Value::Bool(b) => *value = Value::String(if *b { "True" } else { "False" }.into()),
+            Value::String(_) => {}
+            _ => self.report("str type expected", "type_error.str"),
         }
     }
 }
 
-fn to_string(value: &mut Value) {
+/// Python's `dict(value)` for JSON: an object stays, a list of `[key, value]` pairs (or `[]`)
+/// becomes an object; anything else is not a dict.
+fn as_dict(value: &mut Value) -> bool {
     match value {
-        Value::Number(n) => *value = Value::String(n.to_string()),
-        Value::Bool(b) => *value = Value::String(if *b { "True" } else { "False" }.into()),
-        _ => {}
+        Value::Object(_) => true,
+        Value::Array(items) => {
+            let pairs: Option<Map<String, Value>> = items
+                .iter()
+                .map(|item| match item.as_array().map(Vec::as_slice) {
+                    Some([Value::String(key), v]) => Some((key.clone(), v.clone())),
+                    _ => None,
+                })
+                .collect();
+            match pairs {
+                Some(object) => {
+                    *value = Value::Object(object);
+                    true
+                }
+                None => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// How Python's `repr` writes a JSON value: `'red'`, `1`, `True`, `None`.
+fn python_repr(value: &Value) -> String {
+    match value {
+        Value::String(s) => {
+            let quote = if s.contains('\'') && !s.contains('"') {
+                '"'
+            } else {
+                '\''
+            };
+            let mut out = String::with_capacity(s.len() + 2);
+            out.push(quote);
+            for ch in s.chars() {
+                match ch {
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if c == quote => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push(quote);
+            out
+        }
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Null => "None".into(),
+        other => other.to_string(),
     }
 }
 
@@ -233,17 +514,31 @@ mod tests {
 
     fn schema() -> (Value, Map<String, Value>) {
         let definitions = json!({
-            "Options": {"title": "Options", "type": "object",
+            "Options": {"type": "object",
                 "properties": {"name": {"type": "string"}, "value": {"type": "integer"}},
-                "required": ["name"]}
+                "required": ["name"]},
+            "Color": {"type": "string", "enum": ["red", "green"]}
         });
         let root = json!({"type": "object", "properties": {
             "count": {"type": "integer"}, "ratio": {"type": "number"}, "flag": {"type": "boolean"},
             "label": {"type": "string"}, "tags": {"type": "array", "items": {"type": "integer"}},
             "options": {"$ref": "#/definitions/Options"},
-            "more": {"title": "More", "allOf": [{"$ref": "#/definitions/Options"}]}
+            "more": {"anyOf": [{"$ref": "#/definitions/Options"}, {"type": "null"}]},
+            "note": {"type": ["string", "null"]},
+            "color": {"$ref": "#/definitions/Color"},
+            "small": {"type": "integer", "format": "uint8", "minimum": 0, "maximum": 255}
         }, "required": ["count"]});
         (root, definitions.as_object().cloned().unwrap_or_default())
+    }
+
+    fn problems(value: Value) -> (Vec<String>, usize) {
+        let (root, defs) = schema();
+        let mut value = value;
+        let found = coerce(&mut value, &root, &defs);
+        (
+            found.listed.iter().map(ToString::to_string).collect(),
+            found.total,
+        )
     }
 
     #[test]
@@ -251,40 +546,72 @@ mod tests {
         let (root, defs) = schema();
         let mut v = json!({"count": " 7 ", "ratio": "1.5", "flag": "TRUE", "label": 123,
             "tags": ["1", 2, "3"], "options": {"name": 5, "value": "9"},
-            "more": {"name": "x", "value": 2.0}});
+            "more": {"name": "x", "value": 2.0}, "note": null, "small": "200"});
         assert!(coerce(&mut v, &root, &defs).is_empty());
         assert_eq!(
             v,
             json!({"count": 7, "ratio": 1.5, "flag": true, "label": "123",
             "tags": [1, 2, 3], "options": {"name": "5", "value": 9},
-            "more": {"name": "x", "value": 2}})
+            "more": {"name": "x", "value": 2}, "note": null, "small": 200})
         );
     }
 
     #[test]
-    fn every_problem_is_reported_with_its_path() {
-        let (root, defs) = schema();
-        let mut v = json!({"flag": "maybe", "tags": [1, "x"], "options": {"value": 1.5}});
-        let problems: Vec<String> = coerce(&mut v, &root, &defs)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+    fn every_problem_is_reported_in_field_order_with_its_location() {
+        let (found, total) = problems(json!({"flag": "maybe", "tags": [1, "x"],
+            "options": {"value": 1.5}, "more": null, "label": null, "small": 300}));
         assert_eq!(
-            problems,
+            found,
             vec![
-                "count: field required",
-                "flag: value could not be parsed to a boolean",
-                "tags.1: value is not a valid integer",
-                "options.name: field required",
-                "options.value: value is not a valid integer",
+                "count\n  field required (type=value_error.missing)",
+                "flag\n  value could not be parsed to a boolean (type=type_error.bool)",
+                "label\n  none is not an allowed value (type=type_error.none.not_allowed)",
+                "tags -> 1\n  value is not a valid integer (type=type_error.integer)",
+                "options -> name\n  field required (type=value_error.missing)",
+                "options -> value\n  value is not a valid integer (type=type_error.integer)",
+                "small\n  ensure this value is less than or equal to 255 (type=value_error.number.not_le; limit_value=255)",
+            ]
+        );
+        assert_eq!(total, 7);
+    }
+
+    #[test]
+    fn enum_members_are_listed_the_way_python_prints_them() {
+        let (found, _) = problems(json!({"count": 1, "color": "it's"}));
+        assert_eq!(
+            found,
+            vec![
+                "color\n  value is not a valid enumeration member; permitted: 'red', 'green' (type=type_error.enum; enum_values=[<Color.red: 'red'>, <Color.green: 'green'>])"
             ]
         );
     }
 
     #[test]
-    fn booleans_become_python_style_strings() {
-        let mut v = json!(true);
-        to_string(&mut v);
-        assert_eq!(v, json!("True"));
+    fn lists_of_pairs_are_dicts_as_in_python() {
+        let (found, _) = problems(json!({"count": 1, "options": [["name", "n"]]}));
+        assert!(found.is_empty(), "{found:?}");
+        let (found, _) = problems(json!({"count": 1, "options": "nope"}));
+        assert_eq!(
+            found,
+            vec!["options\n  value is not a valid dict (type=type_error.dict)"]
+        );
+    }
+
+    #[test]
+    fn only_the_first_problems_are_kept_and_all_are_counted() {
+        let (root, defs) = schema();
+        let mut v = json!({"count": 1, "tags": vec!["x"; MAX_LISTED + 25]});
+        let found = coerce(&mut v, &root, &defs);
+        assert_eq!(found.listed.len(), MAX_LISTED);
+        assert_eq!(found.total, MAX_LISTED + 25);
+    }
+
+    #[test]
+    fn python_reprs_quote_like_python() {
+        assert_eq!(python_repr(&json!("a")), "'a'");
+        assert_eq!(python_repr(&json!("it's")), "\"it's\"");
+        assert_eq!(python_repr(&json!("a'\"b")), "'a\\'\"b'");
+        assert_eq!(python_repr(&json!(true)), "True");
+        assert_eq!(python_repr(&json!(3)), "3");
     }
 }

@@ -25,11 +25,12 @@ use tracing::Instrument;
 
 use crate::callback::CallbackIssuer;
 use crate::context::{CallbackDelivery, Context, Wait};
-use crate::model::validate;
+use crate::model::{ModelShape, validate};
 use crate::plugin::Plugin;
 use crate::state::State;
 
-/// The schemas of one version's three models, in full (with `definitions`), as validation uses them.
+/// The schemas of one version's three models: in full (with `definitions`) as pydantic v1
+/// publishes them, and the shapes validation walks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSchemas {
     /// The Inputs model.
@@ -38,6 +39,12 @@ pub struct ModelSchemas {
     pub context_inputs: Value,
     /// The Outputs model.
     pub outputs: Value,
+    /// What validation of inputs walks.
+    pub inputs_shape: ModelShape,
+    /// What validation of the context walks.
+    pub context_inputs_shape: ModelShape,
+    /// What validation of outputs walks.
+    pub outputs_shape: ModelShape,
 }
 
 impl ModelSchemas {
@@ -48,6 +55,9 @@ impl ModelSchemas {
             inputs: model_schema::<P::Inputs>(),
             context_inputs: model_schema::<P::ContextInputs>(),
             outputs: model_schema::<P::Outputs>(),
+            inputs_shape: ModelShape::of::<P::Inputs>(),
+            context_inputs_shape: ModelShape::of::<P::ContextInputs>(),
+            outputs_shape: ModelShape::of::<P::Outputs>(),
         }
     }
 }
@@ -193,14 +203,14 @@ async fn run_step_inner<P: Plugin>(
         outputs: input.outputs,
         executed: false,
     };
-    let inputs = match validate::<P::Inputs>(&input.inputs, &schemas.inputs) {
+    let inputs = match validate::<P::Inputs>(&input.inputs, &schemas.inputs_shape) {
         Ok(v) => v,
         Err(e) => {
             let err = format!("inputs validation error: {e}");
             return fail_early(FailureKind::InvalidInputs, err, input);
         }
     };
-    let data = match validate::<P::ContextInputs>(&input.context, &schemas.context_inputs) {
+    let data = match validate::<P::ContextInputs>(&input.context, &schemas.context_inputs_shape) {
         Ok(v) => v,
         Err(e) => {
             let err = format!("context validation error: {e}");
@@ -271,7 +281,7 @@ async fn run_step_inner<P: Plugin>(
         Ok(Ok(())) => match wait {
             Wait::Poll(after) => Next::Poll(after),
             Wait::Callback => Next::Callback,
-            Wait::Nothing => check_outputs::<P::Outputs>(&outputs, &schemas.outputs),
+            Wait::Nothing => check_outputs::<P::Outputs>(&outputs, &schemas.outputs_shape),
         },
     };
     StepOutcome {
@@ -282,8 +292,8 @@ async fn run_step_inner<P: Plugin>(
     }
 }
 
-fn check_outputs<O: crate::Model>(outputs: &Map<String, Value>, schema: &Value) -> Next {
-    match validate::<O>(&Value::Object(outputs.clone()), schema) {
+fn check_outputs<O: crate::Model>(outputs: &Map<String, Value>, shape: &ModelShape) -> Next {
+    match validate::<O>(&Value::Object(outputs.clone()), shape) {
         Ok(_) => Next::Success,
         Err(e) => Next::Fail {
             kind: FailureKind::InvalidOutputs,
@@ -390,10 +400,9 @@ mod tests {
         let outcome = run(first(json!({"n": "x"}))).await;
         assert_eq!(outcome.failure(), Some(FailureKind::InvalidInputs));
         let err = outcome.err().unwrap_or_default();
-        assert!(
-            err.starts_with("inputs validation error:")
-                && err.contains("n: value is not a valid integer"),
-            "{err}"
+        assert_eq!(
+            err,
+            "inputs validation error: 1 validation error for In\nn\n  value is not a valid integer (type=type_error.integer)"
         );
         assert!(!outcome.executed);
     }
@@ -404,11 +413,11 @@ mod tests {
         input.context = json!({});
         let outcome = run(input).await;
         assert_eq!(outcome.failure(), Some(FailureKind::InvalidContext));
-        assert!(
-            outcome
-                .err()
-                .unwrap_or_default()
-                .starts_with("context validation error: 1 validation error: who: field required")
+        assert_eq!(
+            outcome.err(),
+            Some(
+                "context validation error: 1 validation error for Ctx\nwho\n  field required (type=value_error.missing)"
+            )
         );
     }
 
@@ -495,12 +504,14 @@ mod tests {
             outcome
                 .err()
                 .unwrap_or_default()
-                .contains("total: value is not a valid integer")
+                .contains("for Out\ntotal\n  value is not a valid integer")
         );
         let outcome = run(first(json!({"n": 0, "mode": "no_outputs"}))).await;
         assert_eq!(
             outcome.err(),
-            Some("outputs validation error: 1 validation error: total: field required")
+            Some(
+                "outputs validation error: 1 validation error for Out\ntotal\n  field required (type=value_error.missing)"
+            )
         );
     }
 

@@ -26,7 +26,7 @@ pub use bk_plugin_macros::{bk_plugin, context_inputs, inputs, outputs};
 pub use callback::{CallbackIssuer, CallbackPreparation, IssueCallbackError};
 pub use context::{CallbackDelivery, Context};
 pub use meta::{PluginMeta, ScopeRule};
-pub use model::{Empty, Model, PluginCallbackInfo, ValidationError};
+pub use model::{Empty, Model, ModelShape, PluginCallbackInfo, ValidationError};
 pub use plugin::{Plugin, PluginError, PluginModels};
 pub use registry::{PluginVersion, Registry, RegistryError};
 pub use state::State;

@@ -4,8 +4,7 @@
 #![allow(missing_docs)]
 
 use bk_plugin_core::model::validate;
-use bk_plugin_core::schema::model_schema;
-use bk_plugin_core::{Empty, PluginCallbackInfo, inputs};
+use bk_plugin_core::{Empty, ModelShape, PluginCallbackInfo, inputs};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
@@ -84,13 +83,13 @@ fn json_value() -> impl Strategy<Value = Value> {
 proptest! {
     #[test]
     fn arbitrary_json_never_panics_and_valid_values_round_trip(value in json_value()) {
-        let schema = model_schema::<Everything>();
+        let schema = ModelShape::of::<Everything>();
         if let Ok(first) = validate::<Everything>(&value, &schema) {
             let again = serde_json::to_value(&first).unwrap_or(Value::Null);
             let second = validate::<Everything>(&again, &schema);
             prop_assert_eq!(second.ok(), Some(first));
         }
-        let empty = model_schema::<Empty>();
+        let empty = ModelShape::of::<Empty>();
         prop_assert_eq!(validate::<Empty>(&value, &empty).is_ok(), value.is_object());
     }
 }

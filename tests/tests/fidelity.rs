@@ -107,3 +107,38 @@ async fn the_fixture_form_registers_the_app_code_wherever_it_is_deployed() {
         );
     }
 }
+
+#[tokio::test]
+async fn invoke_reports_every_input_problem_in_pydantic_v1_text() {
+    let db = sqlite().await;
+    let plugin = Plugin::start(&db).await;
+    let (_, body) = plugin
+        .invoke("1.0.0", json!({"extra": 1}), json!({"executor": "admin"}))
+        .await;
+    assert_eq!(
+        body["data"]["err"],
+        json!(
+            "inputs validation error: 1 validation error for EchoInputs\nhello\n  field required (type=value_error.missing)"
+        ),
+        "{body}"
+    );
+    let (_, body) = plugin
+        .invoke(
+            "1.5.0",
+            json!({"action": null, "options": {"value": "x"}, "tags": ["a", {}], "flag": "perhaps"}),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["err"],
+        json!(
+            "inputs validation error: 5 validation errors for NestedInputs\n\
+             action\n  none is not an allowed value (type=type_error.none.not_allowed)\n\
+             options -> name\n  field required (type=value_error.missing)\n\
+             options -> value\n  value is not a valid integer (type=type_error.integer)\n\
+             tags -> 1\n  str type expected (type=type_error.str)\n\
+             flag\n  value could not be parsed to a boolean (type=type_error.bool)"
+        ),
+        "{body}"
+    );
+}

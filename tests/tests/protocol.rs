@@ -158,7 +158,10 @@ async fn invalid_inputs_fail_with_the_field_named(db: &TestDb) {
         )
         .await;
     let err = body["data"]["err"].as_str().unwrap_or_default();
-    assert!(err.contains("options.value"), "{err}");
+    assert!(
+        err.contains("options -> value\n  value is not a valid integer"),
+        "{err}"
+    );
 }
 
 async fn invalid_context_fails_with_context_prefix(db: &TestDb) {
