@@ -81,7 +81,11 @@ where
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            if e.use_stderr() && crate::json_log::json_mode() {
+                crate::json_log::print_error(true, e.to_string().trim_end());
+            } else {
+                let _ = e.print();
+            }
             if e.use_stderr() {
                 bail!("invalid command line");
             }

@@ -15,7 +15,8 @@ pub enum Environment {
 }
 
 impl Environment {
-    fn parse(value: &str) -> Self {
+    /// Reads a `BKPAAS_ENVIRONMENT` value; anything but stag/staging/prod/production is dev.
+    pub fn parse(value: &str) -> Self {
         match value.trim().to_ascii_lowercase().as_str() {
             "prod" | "production" => Self::Prod,
             "stag" | "staging" => Self::Stag,
@@ -103,6 +104,16 @@ pub struct Config {
     pub db_max_connections: u32,
     /// The API gateway whose JWTs we accept (`kid`): `BKPAAS_BK_PLUGIN_APIGW_NAME`, else the app code.
     pub gateway_name: String,
+    /// `BK_PLUGIN_LOG_DIR` (default `/app/v3logs`, where PaaS collects logs; `off` for none):
+    /// where stag/prod write their JSON log file.
+    pub log_dir: Option<std::path::PathBuf>,
+    /// `BKPAAS_PROCESS_TYPE` (default `web`): the first part of the log file's name.
+    pub process_type: String,
+    /// `BK_PLUGIN_LOG_FILE_MAX_BYTES` (default 10 MiB, as Python's): the log file is rotated
+    /// before a line would take it past this size.
+    pub log_file_max_bytes: u64,
+    /// `BK_PLUGIN_LOG_FILE_BACKUPS` (default 5, as Python's): rotated log files kept.
+    pub log_file_backups: usize,
 }
 
 /// Stands in for a secret in `Debug` output.
@@ -220,12 +231,25 @@ impl Config {
                 3600u64,
             )?),
             db_max_connections: parsed("BK_PLUGIN_DB_MAX_CONNECTIONS", 16u32)?.max(1),
+            log_dir: log_dir(),
+            process_type: var("BKPAAS_PROCESS_TYPE").unwrap_or_else(|| "web".into()),
+            log_file_max_bytes: parsed("BK_PLUGIN_LOG_FILE_MAX_BYTES", 10 * 1024 * 1024u64)?,
+            log_file_backups: parsed("BK_PLUGIN_LOG_FILE_BACKUPS", 5usize)?,
         })
     }
 
     /// Whether this is local development.
     pub fn is_dev(&self) -> bool {
         self.environment == Environment::Dev
+    }
+}
+
+/// `BK_PLUGIN_LOG_DIR`, else `/app/v3logs`; `off` (or `none`) writes no log file.
+fn log_dir() -> Option<std::path::PathBuf> {
+    match var("BK_PLUGIN_LOG_DIR") {
+        Some(dir) if ["off", "none"].contains(&dir.trim().to_ascii_lowercase().as_str()) => None,
+        Some(dir) => Some(dir.into()),
+        None => Some("/app/v3logs".into()),
     }
 }
 

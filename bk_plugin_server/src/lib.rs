@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod inspect;
+pub mod json_log;
 mod jwt_cache;
 pub mod logging;
 pub mod metrics;
@@ -95,7 +96,7 @@ impl Server {
         match cli::main(self.meta, self.apis, args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                json_log::print_error(json_log::json_mode(), &format!("{e:#}"));
                 ExitCode::FAILURE
             }
         }

@@ -1,15 +1,15 @@
 //! Logs: every line emitted while handling a request or running a step carries its trace id,
 //! including the plugin author's own `tracing` calls (they run inside the step's span).
 //!
-//! - dev: human-readable lines on stderr; stag/prod: JSON lines with `time`, `levelname`,
-//!   `message`, `trace_id`, `logger` and the event's other fields, as BlueKing's log platform
-//!   expects. Level from `BK_PLUGIN_LOG_LEVEL` (or `RUST_LOG`), `info` by default.
+//! - dev: human-readable lines on stderr; stag/prod: JSON lines with every key the Python
+//!   runtime's formatter writes, on stdout and in a rotated file under the PaaS log directory
+//!   ([`crate::json_log`]), and panics as one such line. Level from `BK_PLUGIN_LOG_LEVEL` (or
+//!   `RUST_LOG`), `info` by default.
 //! - Capture for `GET /bk_plugin/logs/{trace_id}` (dev, or `BK_PLUGIN_LOGS_API=1`): lines with
 //!   a trace id go through a bounded channel to a writer that inserts them in batches, off the
 //!   request path; when the channel is full a line is dropped (and counted), never waited for.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -24,6 +24,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::Config;
+use crate::json_log::{FileSettings, PANIC_TARGET, Record, Sink, func_name, levelname};
 use crate::store::{LogLine, Store, now_ms};
 
 const CHANNEL: usize = 65_536;
@@ -62,8 +63,16 @@ pub fn init(config: &Config) -> Option<LogCapture> {
     } else {
         (None, None)
     };
+    let sink = (!config.is_dev()).then(|| {
+        Sink::install(config.log_dir.as_ref().map(|dir| FileSettings {
+            dir: dir.clone(),
+            process_type: config.process_type.clone(),
+            max_bytes: config.log_file_max_bytes,
+            backups: config.log_file_backups,
+        }))
+    });
     let trace_layer = TraceLayer {
-        json: !config.is_dev(),
+        sink,
         capture: sender,
         zone: config.time_zone,
     };
@@ -72,11 +81,15 @@ pub fn init(config: &Config) -> Option<LogCapture> {
             .with_writer(std::io::stderr)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
     });
+    let json = sink.is_some();
     let installed = tracing_subscriber::registry()
         .with(filter)
         .with(human)
         .with(trace_layer)
         .try_init();
+    if installed.is_ok() && json {
+        crate::json_log::install_panic_hook();
+    }
     installed.ok().and(capture)
 }
 
@@ -167,7 +180,7 @@ pub fn spawn_writer(store: Store, capture: LogCapture) {
 struct SpanTrace(String);
 
 struct TraceLayer {
-    json: bool,
+    sink: Option<&'static Sink>,
     capture: Option<(mpsc::Sender<LogLine>, Arc<AtomicU64>)>,
     zone: chrono_tz::Tz,
 }
@@ -176,45 +189,54 @@ struct TraceLayer {
 struct Fields {
     message: String,
     trace_id: Option<String>,
+    /// Where a `log` crate record (bridged by tracing-log) or a panic says it comes from.
+    origin: Origin,
     rest: Map<String, Value>,
+}
+
+#[derive(Default)]
+struct Origin {
+    target: Option<String>,
+    module: Option<String>,
+    file: Option<String>,
+    line: Option<u64>,
+}
+
+impl Fields {
+    fn keep(&mut self, name: &str, value: Value) {
+        match (name, value) {
+            ("message", Value::String(text)) => self.message = text,
+            ("trace_id", Value::String(text)) => self.trace_id = Some(text),
+            ("log.target", Value::String(text)) => self.origin.target = Some(text),
+            ("log.module_path", Value::String(text)) => self.origin.module = Some(text),
+            ("log.file" | "panic_file", Value::String(text)) => self.origin.file = Some(text),
+            ("log.line" | "panic_line", value) => self.origin.line = value.as_u64(),
+            (name, value) => {
+                self.rest.insert(name.to_string(), value);
+            }
+        }
+    }
 }
 
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "message" => self.message = value.to_string(),
-            "trace_id" => self.trace_id = Some(value.to_string()),
-            name => {
-                self.rest
-                    .insert(name.to_string(), Value::String(value.to_string()));
-            }
-        }
+        self.keep(field.name(), Value::String(value.to_string()));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.rest
-            .insert(field.name().to_string(), Value::from(value));
+        self.keep(field.name(), Value::from(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.rest
-            .insert(field.name().to_string(), Value::from(value));
+        self.keep(field.name(), Value::from(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.rest
-            .insert(field.name().to_string(), Value::Bool(value));
+        self.keep(field.name(), Value::Bool(value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let text = format!("{value:?}");
-        match field.name() {
-            "message" => self.message = text,
-            "trace_id" => self.trace_id = Some(text),
-            name => {
-                self.rest.insert(name.to_string(), Value::String(text));
-            }
-        }
+        self.keep(field.name(), Value::String(format!("{value:?}")));
     }
 }
 
@@ -247,31 +269,52 @@ where
         });
         let metadata = event.metadata();
         let now = chrono::Utc::now().with_timezone(&self.zone);
-        if self.json {
-            let mut line = Map::new();
-            line.insert(
-                "time".into(),
-                Value::String(now.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
-            );
-            line.insert(
-                "levelname".into(),
-                Value::String(metadata.level().to_string()),
-            );
-            line.insert("message".into(), Value::String(fields.message.clone()));
-            line.insert(
-                "trace_id".into(),
-                trace_id.clone().map_or(Value::Null, Value::String),
-            );
-            line.insert(
-                "logger".into(),
-                Value::String(metadata.target().to_string()),
-            );
-            for (key, value) in &fields.rest {
-                line.entry(key.clone()).or_insert_with(|| value.clone());
-            }
-            let mut text = Value::Object(line).to_string();
-            text.push('\n');
-            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        if let Some(sink) = self.sink {
+            let panic = metadata.target() == PANIC_TARGET;
+            let target = fields.origin.target.as_deref().unwrap_or(metadata.target());
+            let pathname = fields
+                .origin
+                .file
+                .as_deref()
+                .or(metadata.file())
+                .unwrap_or_default();
+            let func_name = if panic {
+                std::path::Path::new(pathname)
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("panic")
+            } else {
+                func_name(
+                    fields
+                        .origin
+                        .module
+                        .as_deref()
+                        .or(metadata.module_path())
+                        .unwrap_or(target),
+                )
+            };
+            let lineno = fields
+                .origin
+                .line
+                .and_then(|l| u32::try_from(l).ok())
+                .or(metadata.line())
+                .unwrap_or(0);
+            let record = Record {
+                levelname: if panic {
+                    "CRITICAL"
+                } else {
+                    levelname(metadata.level())
+                },
+                asctime: now.format("%Y-%m-%d %H:%M:%S,%3f").to_string(),
+                pathname,
+                lineno,
+                func_name,
+                message: &fields.message,
+                trace_id: trace_id.as_deref(),
+                logger: target,
+                extra: &fields.rest,
+            };
+            sink.write(&record.to_line());
         }
         if let (Some((sender, dropped)), Some(trace_id)) = (&self.capture, trace_id) {
             let mut line = format!(

@@ -241,7 +241,7 @@ pub struct Plugin {
     child: Child,
     /// `http://127.0.0.1:<port>`, or empty for a worker-only process.
     pub base: String,
-    /// Where its log goes.
+    /// Where its stdout and stderr go (one file, in the order written).
     pub log: PathBuf,
     _logs: TempDir,
 }
@@ -327,7 +327,11 @@ impl Plugin {
             .env("BKPAAS_ENVIRONMENT", "dev")
             .env("BK_PLUGIN_WORKER_POLL_MS", "50")
             .env("BK_PLUGIN_DB_MAX_CONNECTIONS", "8")
-            .stdout(Stdio::null())
+            .stdout(Stdio::from(
+                log_file
+                    .try_clone()
+                    .unwrap_or_else(|e| panic!("log file: {e}")),
+            ))
             .stderr(Stdio::from(log_file));
         for (key, value) in &launch.env {
             command.env(key, value);

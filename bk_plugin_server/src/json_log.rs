@@ -1,0 +1,483 @@
+//! JSON log lines for stag and prod, shaped like the Python runtime's, written to stdout and to a
+//! size-rotated file under the PaaS log directory.
+//!
+//! PaaS collects JSON lines from files under `/app/v3logs/`, and BK-SOPS formats each line of a
+//! plugin's log as `[{ts}]{levelname}-{funcName}: {message}` (`docs/operations.md`). So every line
+//! carries the keys Python's formatter writes (blueapps' `JsonFormatter` plus the runtime's
+//! `trace_id`): `levelname` (Python's names: `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`),
+//! `asctime` (`YYYY-mm-dd HH:MM:SS,mmm`), `pathname`, `lineno`, `funcName`, `process`, `thread`,
+//! `message`, `trace_id`; then `logger` (the tracing target) and the event's own fields.
+//!
+//! Rust has no function names at run time: `funcName` is the last segment of the module path the
+//! line was logged from (`v1_0_0` for `bkp_fixtures::versions::v1_0_0`), or of the target when
+//! there is no module path; for a panic, the file stem of the panic's location.
+//!
+//! The file is `{BKPAAS_PROCESS_TYPE}-{4 random letters or digits}-plugin.log`, as Python names
+//! its files, opened at the first line; it is rotated by size like Python's
+//! `RotatingFileHandler` (`.log.1` is the newest old file, at most `backups` are kept). When the
+//! directory cannot be written, lines go to stdout only and one warning says so.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use serde_json::{Map, Value};
+
+/// The target of the event the panic hook logs.
+pub const PANIC_TARGET: &str = "bk_plugin::panic";
+
+/// Python's level name for a tracing level (Python has no TRACE: it is `DEBUG`).
+pub fn levelname(level: &tracing::Level) -> &'static str {
+    match *level {
+        tracing::Level::ERROR => "ERROR",
+        tracing::Level::WARN => "WARNING",
+        tracing::Level::INFO => "INFO",
+        _ => "DEBUG",
+    }
+}
+
+/// One log line before it is written.
+#[derive(Debug)]
+pub struct Record<'a> {
+    /// Python's level name.
+    pub levelname: &'a str,
+    /// The time, already formatted.
+    pub asctime: String,
+    /// The source file.
+    pub pathname: &'a str,
+    /// The source line (0 when unknown).
+    pub lineno: u32,
+    /// See the module documentation.
+    pub func_name: &'a str,
+    /// The message.
+    pub message: &'a str,
+    /// The trace id, when the line belongs to one.
+    pub trace_id: Option<&'a str>,
+    /// The tracing target.
+    pub logger: &'a str,
+    /// The event's other fields.
+    pub extra: &'a Map<String, Value>,
+}
+
+impl Record<'_> {
+    /// The JSON line, newline included.
+    pub fn to_line(&self) -> String {
+        let mut line = Map::new();
+        line.insert("levelname".into(), self.levelname.into());
+        line.insert("asctime".into(), self.asctime.clone().into());
+        line.insert("pathname".into(), self.pathname.into());
+        line.insert("lineno".into(), self.lineno.into());
+        line.insert("funcName".into(), self.func_name.into());
+        line.insert("process".into(), std::process::id().into());
+        line.insert("thread".into(), thread_number().into());
+        line.insert("message".into(), self.message.into());
+        line.insert(
+            "trace_id".into(),
+            self.trace_id.map_or(Value::Null, Value::from),
+        );
+        line.insert("logger".into(), self.logger.into());
+        for (key, value) in self.extra {
+            line.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+        let mut text = Value::Object(line).to_string();
+        text.push('\n');
+        text
+    }
+}
+
+/// `TIME_ZONE` (default `Asia/Shanghai`), for lines written before the configuration is read.
+fn zone_from_env() -> chrono_tz::Tz {
+    std::env::var("TIME_ZONE")
+        .ok()
+        .and_then(|z| z.trim().parse().ok())
+        .unwrap_or(chrono_tz::Asia::Shanghai)
+}
+
+/// Python's `asctime`: `2026-11-26 13:50:36,123` in `zone`.
+pub fn asctime(zone: chrono_tz::Tz) -> String {
+    chrono::Utc::now()
+        .with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M:%S,%3f")
+        .to_string()
+}
+
+/// The last `::` segment of a module path or target (`v1_0_0`).
+pub fn func_name(module_or_target: &str) -> &str {
+    module_or_target
+        .rsplit("::")
+        .next()
+        .unwrap_or(module_or_target)
+}
+
+/// A small number for the current thread (Rust's `ThreadId`), as Python logs `thread`.
+fn thread_number() -> u64 {
+    thread_local! {
+        static NUMBER: u64 = {
+            let text = format!("{:?}", std::thread::current().id());
+            text.trim_start_matches("ThreadId(")
+                .trim_end_matches(')')
+                .parse()
+                .unwrap_or(0)
+        };
+    }
+    NUMBER.with(|n| *n)
+}
+
+/// Where the log file goes and how it is rotated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSettings {
+    /// The directory (`BK_PLUGIN_LOG_DIR`, default `/app/v3logs`).
+    pub dir: PathBuf,
+    /// `BKPAAS_PROCESS_TYPE`, the first part of the file name.
+    pub process_type: String,
+    /// Rotate before a line would take the file past this many bytes.
+    pub max_bytes: u64,
+    /// How many rotated files to keep.
+    pub backups: usize,
+}
+
+/// Writes every line to stdout, and to the log file while it can.
+#[derive(Debug)]
+pub struct Sink {
+    file: Option<Mutex<FileState>>,
+}
+
+#[derive(Debug)]
+enum FileState {
+    NotYetOpened(FileSettings),
+    Open(RotatingFile),
+    Off,
+}
+
+static SINK: OnceLock<Sink> = OnceLock::new();
+
+impl Sink {
+    /// Installs the process's sink (the first call wins) and returns it.
+    pub fn install(file: Option<FileSettings>) -> &'static Sink {
+        SINK.get_or_init(|| Sink {
+            file: file.map(|settings| Mutex::new(FileState::NotYetOpened(settings))),
+        })
+    }
+
+    /// The installed sink, if any.
+    pub fn get() -> Option<&'static Sink> {
+        SINK.get()
+    }
+
+    /// Writes one line (newline included) to stdout and the file.
+    pub fn write(&self, line: &str) {
+        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        let Some(file) = &self.file else {
+            return;
+        };
+        let Ok(mut state) = file.lock() else {
+            return;
+        };
+        if let FileState::NotYetOpened(settings) = &*state {
+            *state = match RotatingFile::open_new(settings) {
+                Ok(opened) => FileState::Open(opened),
+                Err(e) => {
+                    say_once(&format!(
+                        "cannot write log files under {}: {e}; logging to stdout only (set BK_PLUGIN_LOG_DIR)",
+                        settings.dir.display()
+                    ));
+                    FileState::Off
+                }
+            };
+        }
+        if let FileState::Open(open) = &mut *state
+            && let Err(e) = open.write_line(line.as_bytes())
+        {
+            let path = open.path.display().to_string();
+            *state = FileState::Off;
+            drop(state);
+            say_once(&format!(
+                "cannot write the log file {path}: {e}; logging to stdout only from now on"
+            ));
+        }
+    }
+}
+
+/// One warning line about the log file itself, to stdout only.
+fn say_once(message: &str) {
+    let extra = Map::new();
+    let record = Record {
+        levelname: "WARNING",
+        asctime: asctime(zone_from_env()),
+        pathname: file!(),
+        lineno: line!(),
+        func_name: "json_log",
+        message,
+        trace_id: None,
+        logger: module_path!(),
+        extra: &extra,
+    };
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(record.to_line().as_bytes());
+}
+
+/// A file rotated by size the way Python's `RotatingFileHandler` does it.
+#[derive(Debug)]
+pub struct RotatingFile {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    max_bytes: u64,
+    backups: usize,
+}
+
+impl RotatingFile {
+    /// Creates the directory if needed and a new file named for this process in it.
+    pub fn open_new(settings: &FileSettings) -> std::io::Result<Self> {
+        let name = format!("{}-{}-plugin.log", settings.process_type, random_tag(4));
+        Self::open(
+            &settings.dir.join(name),
+            settings.max_bytes,
+            settings.backups,
+        )
+    }
+
+    /// Opens (appending) or creates `path`.
+    pub fn open(path: &Path, max_bytes: u64, backups: usize) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let size = file.metadata()?.len();
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            size,
+            max_bytes,
+            backups,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one line, rotating first when it would take the file past the limit.
+    pub fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        let len = line.len() as u64;
+        if self.max_bytes > 0 && self.size > 0 && self.size + len > self.max_bytes {
+            self.rotate()?;
+        }
+        self.file.write_all(line)?;
+        self.size += len;
+        Ok(())
+    }
+
+    fn backup(&self, n: usize) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        if self.backups > 0 {
+            for n in (1..self.backups).rev() {
+                let from = self.backup(n);
+                if from.exists() {
+                    std::fs::rename(&from, self.backup(n + 1))?;
+                }
+            }
+            std::fs::rename(&self.path, self.backup(1))?;
+            self.file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+        } else {
+            self.file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(&self.path)?;
+        }
+        self.size = 0;
+        Ok(())
+    }
+}
+
+/// `n` random ASCII letters and digits, as Python's `random.sample(ascii_letters + digits, n)`.
+fn random_tag(n: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    uuid::Uuid::new_v4()
+        .as_bytes()
+        .iter()
+        .take(n)
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
+}
+
+/// Writes a message the runtime prints outside the subscriber (a command-line error, a start-up
+/// failure) to stderr: a JSON line (also written to the log file, when one is open) when `json`,
+/// `error: <message>` otherwise.
+pub fn print_error(json: bool, message: &str) {
+    if !json {
+        eprintln!("error: {message}");
+        return;
+    }
+    let extra = Map::new();
+    let record = Record {
+        levelname: "ERROR",
+        asctime: asctime(zone_from_env()),
+        pathname: file!(),
+        lineno: line!(),
+        func_name: "main",
+        message,
+        trace_id: None,
+        logger: "bk_plugin",
+        extra: &extra,
+    };
+    let line = record.to_line();
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// Whether this process writes JSON lines: `BKPAAS_ENVIRONMENT` is `stag` or `prod` (read
+/// directly, so that it is known before the configuration is).
+pub fn json_mode() -> bool {
+    let value = std::env::var("BKPAAS_ENVIRONMENT").unwrap_or_default();
+    crate::config::Environment::parse(&value) != crate::config::Environment::Dev
+}
+
+/// Logs every panic as one event (target [`PANIC_TARGET`], level ERROR, shown as `CRITICAL`)
+/// with its message and location, inside whatever trace the panicking code runs in. The JSON
+/// layer writes it; nothing else is printed.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        thread_local! {
+            static IN_HOOK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        }
+        if IN_HOOK.with(|flag| flag.replace(true)) {
+            return; // a panic while logging a panic
+        }
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "Box<dyn Any>".to_string());
+        let (file, line, column) = info
+            .location()
+            .map_or(("", 0, 0), |l| (l.file(), l.line(), l.column()));
+        tracing::error!(
+            target: PANIC_TARGET,
+            panic_file = file,
+            panic_line = line,
+            "panicked at {file}:{line}:{column}: {message}"
+        );
+        IN_HOOK.with(|flag| flag.set(false));
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_get_python_names() {
+        assert_eq!(levelname(&tracing::Level::WARN), "WARNING");
+        assert_eq!(levelname(&tracing::Level::TRACE), "DEBUG");
+        assert_eq!(levelname(&tracing::Level::ERROR), "ERROR");
+    }
+
+    #[test]
+    fn a_line_has_every_key_python_writes_in_its_order() {
+        let extra: Map<String, Value> = serde_json::json!({"k": 1, "message": "not this"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let line = Record {
+            levelname: "INFO",
+            asctime: "2026-11-26 13:50:36,123".into(),
+            pathname: "src/x.rs",
+            lineno: 7,
+            func_name: func_name("a::b::c"),
+            message: "hello",
+            trace_id: Some("t"),
+            logger: "a::b::c",
+            extra: &extra,
+        }
+        .to_line();
+        assert!(line.ends_with('\n'));
+        let value: Value = serde_json::from_str(&line).unwrap_or_default();
+        let keys: Vec<&str> = value
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            keys,
+            [
+                "levelname",
+                "asctime",
+                "pathname",
+                "lineno",
+                "funcName",
+                "process",
+                "thread",
+                "message",
+                "trace_id",
+                "logger",
+                "k"
+            ]
+        );
+        assert_eq!(value["funcName"], "c");
+        assert_eq!(value["message"], "hello");
+        assert_eq!(value["process"], std::process::id());
+    }
+
+    #[test]
+    fn python_asctime_has_a_comma_before_the_milliseconds() {
+        let text = asctime(chrono_tz::Asia::Shanghai);
+        assert_eq!(text.len(), "2026-11-26 13:50:36,123".len(), "{text}");
+        assert_eq!(&text[19..20], ",", "{text}");
+    }
+
+    #[test]
+    fn files_rotate_by_size_and_keep_a_bounded_number_of_backups() {
+        let dir =
+            std::env::temp_dir().join(format!("bkp-rotate-{}", uuid::Uuid::new_v4().simple()));
+        let path = dir.join("web-abcd-plugin.log");
+        let mut file = RotatingFile::open(&path, 100, 2).unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..10 {
+            let line = format!("{i:0>39}\n"); // 40 bytes: two lines per file
+            file.write_line(line.as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        assert_eq!(read(&path).lines().count(), 2);
+        assert!(read(&path).contains(&format!("{:0>39}", 9)));
+        assert!(read(&file.backup(1)).contains(&format!("{:0>39}", 7)));
+        assert!(read(&file.backup(2)).contains(&format!("{:0>39}", 5)));
+        assert!(!file.backup(3).exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn file_names_follow_pythons_process_type_random_tag_pattern() {
+        let dir = std::env::temp_dir().join(format!("bkp-name-{}", uuid::Uuid::new_v4().simple()));
+        let settings = FileSettings {
+            dir: dir.clone(),
+            process_type: "web".into(),
+            max_bytes: 1000,
+            backups: 1,
+        };
+        let file = RotatingFile::open_new(&settings).unwrap_or_else(|e| panic!("{e}"));
+        let name = file
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            name.starts_with("web-") && name.ends_with("-plugin.log"),
+            "{name}"
+        );
+        assert_eq!(name.len(), "web-abcd-plugin.log".len(), "{name}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
