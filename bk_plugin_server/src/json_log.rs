@@ -168,6 +168,11 @@ impl Sink {
     /// Writes one line (newline included) to stdout and the file.
     pub fn write(&self, line: &str) {
         let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        self.write_file(line);
+    }
+
+    /// Writes one line to the file only (the line went to stderr).
+    fn write_file(&self, line: &str) {
         let Some(file) = &self.file else {
             return;
         };
@@ -314,7 +319,7 @@ fn random_tag(n: usize) -> String {
 }
 
 /// Writes a message the runtime prints outside the subscriber (a command-line error, a start-up
-/// failure) to stderr: a JSON line (also written to the log file, when one is open) when `json`,
+/// failure) to stderr: a JSON line (also written to the log file, when logging is set up) when `json`,
 /// `error: <message>` otherwise.
 pub fn print_error(json: bool, message: &str) {
     if !json {
@@ -335,6 +340,9 @@ pub fn print_error(json: bool, message: &str) {
     };
     let line = record.to_line();
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    if let Some(sink) = Sink::get() {
+        sink.write_file(&line);
+    }
 }
 
 /// Whether this process writes JSON lines: `BKPAAS_ENVIRONMENT` is `stag` or `prod` (read

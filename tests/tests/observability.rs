@@ -217,7 +217,7 @@ async fn production_logs_are_json_lines_with_the_trace_id_and_the_logs_api_is_of
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
         .collect();
     for line in &lines {
-        for key in ["time", "levelname", "message", "trace_id"] {
+        for key in ["asctime", "levelname", "funcName", "message", "trace_id"] {
             assert!(line.get(key).is_some(), "{key} missing: {line}");
         }
     }
