@@ -186,7 +186,8 @@ pub fn run_fixture(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     command
         .args(args)
         .current_dir(&dir.0)
-        .env("PORT", free_port().to_string());
+        .env("PORT", free_port().to_string())
+        .env("BK_PLUGIN_LOG_DIR", dir.0.join("v3logs"));
     for (key, value) in env {
         command.env(key, value);
     }
@@ -327,6 +328,8 @@ impl Plugin {
             .env("BKPAAS_ENVIRONMENT", "dev")
             .env("BK_PLUGIN_WORKER_POLL_MS", "50")
             .env("BK_PLUGIN_DB_MAX_CONNECTIONS", "8")
+            // stag/prod write a log file; keep it beside the test's other output.
+            .env("BK_PLUGIN_LOG_DIR", logs.0.join("v3logs"))
             .stdout(Stdio::from(
                 log_file
                     .try_clone()
