@@ -1,5 +1,5 @@
 //! The command line of a plugin binary: `serve` (default), `worker`, `migrate`, `versions`,
-//! `detail`, `invoke`, `schedule`, `schedules`, `logs`, `version`.
+//! `detail`, `invoke`, `schedule`, `schedules`, `logs`, `version`, `openapi`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +70,12 @@ enum Command {
     Logs(crate::inspect::LogsArgs),
     /// Print the framework version.
     Version,
+    /// Print the OpenAPI 3.1 document that `GET /schema/` serves (JSON, or YAML with --yaml).
+    Openapi {
+        /// Print YAML instead of JSON.
+        #[arg(long)]
+        yaml: bool,
+    },
 }
 
 /// Parses `args` and runs the command.
@@ -162,6 +168,9 @@ where
         Command::Schedule(args) => crate::inspect::schedule(&config, args),
         Command::Schedules(args) => crate::inspect::schedules(&config, args),
         Command::Logs(args) => crate::inspect::logs(&config, args),
+        Command::Openapi { yaml } => Ok(crate::openapi::print(
+            &config, &registry, &meta, &apis, yaml,
+        )?),
         Command::Version => Ok(()),
     }
 }

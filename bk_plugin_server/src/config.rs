@@ -114,6 +114,9 @@ pub struct Config {
     pub log_file_max_bytes: u64,
     /// `BK_PLUGIN_LOG_FILE_BACKUPS` (default 5, as Python's): rotated log files kept.
     pub log_file_backups: usize,
+    /// `BK_PLUGIN_SWAGGER` (default on): outside dev, serve the readable API page at `/` and
+    /// `/swagger/` (as Python serves Swagger UI there). `/schema/` is served either way.
+    pub api_page: bool,
 }
 
 /// Stands in for a secret in `Debug` output.
@@ -235,6 +238,7 @@ impl Config {
             process_type: var("BKPAAS_PROCESS_TYPE").unwrap_or_else(|| "web".into()),
             log_file_max_bytes: parsed("BK_PLUGIN_LOG_FILE_MAX_BYTES", 10 * 1024 * 1024u64)?,
             log_file_backups: parsed("BK_PLUGIN_LOG_FILE_BACKUPS", 5usize)?,
+            api_page: flag("BK_PLUGIN_SWAGGER", true)?,
         })
     }
 

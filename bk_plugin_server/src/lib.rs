@@ -25,6 +25,7 @@ pub mod json_log;
 mod jwt_cache;
 pub mod logging;
 pub mod metrics;
+pub mod openapi;
 pub mod plugin_api;
 pub mod store;
 pub mod time;

@@ -286,6 +286,14 @@ impl PluginApis {
         self.route(ApiGroup::PluginApi, ApiMethod::Post, pattern, handler)
     }
 
+    /// Every registered handler as (group, method, pattern relative to the group prefix, with
+    /// a leading slash and any `{name:regex}` as written), in registration order.
+    pub fn routes(&self) -> impl Iterator<Item = (ApiGroup, ApiMethod, &str)> {
+        self.routes
+            .iter()
+            .map(|r| (r.group, r.method, r.pattern.pattern().unwrap_or("/")))
+    }
+
     /// Finds the handler for `method` on `path` (relative to the group prefix) and fills the
     /// request's path parameters. `Err(true)` when the path exists for another method.
     pub(crate) fn find(

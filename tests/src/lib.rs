@@ -4,6 +4,8 @@
 //! PostgreSQL and MySQL/MariaDB tests read `BKP_TEST_POSTGRES_URL` / `BKP_TEST_MYSQL_URL` (a
 //! server URL whose user may create databases) and skip with a printed reason when unset.
 
+pub mod browser;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

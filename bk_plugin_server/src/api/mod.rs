@@ -7,6 +7,7 @@ mod dispatch;
 mod invoke;
 mod logs;
 mod meta;
+mod pages;
 mod schedule;
 
 use actix_web::http::header;
@@ -18,6 +19,7 @@ use crate::error::ApiError;
 
 /// Registers every route, each with and without its trailing slash.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    pages::configure(cfg);
     cfg.service(resource("/bk_plugin/meta").route(web::get().to(meta::meta)))
         .service(resource("/bk_plugin/detail/{version}").route(web::get().to(meta::detail)))
         .service(resource("/bk_plugin/invoke/{version}").route(web::post().to(invoke::invoke)))

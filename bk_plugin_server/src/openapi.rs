@@ -1,0 +1,731 @@
+//! The plugin's OpenAPI 3.1 document: every protocol route, `/metrics`, the author's data APIs,
+//! and each version's inputs, context inputs and outputs as components. Served at
+//! `GET /schema/` (JSON; YAML with `?format=yaml`) and printed by the `openapi` command.
+//!
+//! The version schemas are the ones `detail` already answers (draft-07 style, nested models under
+//! `definitions`). OpenAPI 3.1 speaks JSON Schema 2020-12, so each schema is moved into
+//! `components/schemas` as `Inputs_<version>`, `ContextInputs_<version>`, `Outputs_<version>`;
+//! its nested models are hoisted beside it as `<that name>_<Model>` and every
+//! `#/definitions/<Model>` reference is rewritten to point there. Invoke has one path per version
+//! (`/bk_plugin/invoke/1.0.0`), so each request body and result names its own models.
+
+use bk_plugin_core::{PluginVersion, Registry};
+use serde_json::{Map, Value, json};
+
+use crate::plugin_api::{ApiGroup, ApiMethod, PluginApis};
+
+/// The OpenAPI version the document follows.
+pub const OPENAPI_VERSION: &str = "3.1.0";
+
+/// What the document describes: the plugin's code and description, its versions and data APIs.
+#[derive(Debug, Clone, Copy)]
+pub struct Described<'a> {
+    /// The app code (`BKPAAS_APP_ID`).
+    pub app_code: &'a str,
+    /// The plugin's description.
+    pub description: &'a str,
+    /// Every version.
+    pub registry: &'a Registry,
+    /// The author's data APIs.
+    pub apis: &'a PluginApis,
+}
+
+/// The OpenAPI document as JSON.
+pub fn document(plugin: Described<'_>) -> Value {
+    let mut schemas = common_schemas();
+    let mut paths = Map::new();
+    paths.insert("/bk_plugin/meta/".into(), meta_path());
+    paths.insert(
+        "/bk_plugin/detail/{version}".into(),
+        detail_path(plugin.registry),
+    );
+    for version in plugin.registry.versions() {
+        add_version(version, &mut schemas, &mut paths);
+    }
+    paths.insert("/bk_plugin/schedule/{trace_id}".into(), schedule_path());
+    paths.insert("/bk_plugin/callback/{token}/".into(), callback_path());
+    paths.insert("/bk_plugin/logs/{trace_id}".into(), logs_path());
+    paths.insert("/bk_plugin/plugin_api_dispatch/".into(), dispatch_path());
+    add_data_apis(plugin.apis, &mut paths);
+    paths.insert("/metrics".into(), metrics_path());
+    let description = format!(
+        "{}\n\nThe BlueKing plugin protocol served by bk-plugin-framework for Rust. Every route \
+         under `/bk_plugin/` answers with and without its trailing slash; every JSON answer is \
+         the envelope `{{result, message, data}}` (plus `trace_id` on invoke, schedule and \
+         dispatch). Outside dev, invoke, callback, dispatch and the data APIs need the API \
+         gateway's `X-Bkapi-JWT`.",
+        if plugin.description.is_empty() {
+            plugin.app_code
+        } else {
+            plugin.description
+        }
+    );
+    json!({
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": plugin.app_code,
+            "description": description,
+            "version": plugin.registry.version_names().first().copied().unwrap_or("0.0.0"),
+            "x-framework": format!("bk-plugin-framework-rust {}", env!("CARGO_PKG_VERSION")),
+        },
+        "tags": [
+            {"name": "protocol", "description": "meta, detail, schedule, callback and logs"},
+            {"name": "invoke", "description": "one path per plugin version"},
+            {"name": "data APIs", "description": "the author's handlers for form widgets"},
+            {"name": "operations", "description": "metrics"},
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": common_responses(),
+            "securitySchemes": {
+                "ApiGatewayJwt": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Bkapi-JWT",
+                    "description": "The JWT the BlueKing API gateway adds (RS512, `kid` = gateway \
+                        name). Required outside dev; in dev every request is let through.",
+                },
+            },
+        },
+    })
+}
+
+/// A component reference.
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn response_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/responses/{name}")})
+}
+
+/// `{"result": true, "message": <message>, "data": <data>}`, with `trace_id` when asked.
+fn envelope(data: Value, with_trace: bool) -> Value {
+    let mut properties = json!({
+        "result": {"type": "boolean", "const": true},
+        "message": {"type": "string"},
+        "data": data,
+    });
+    let mut required = vec!["result", "message", "data"];
+    if with_trace {
+        properties["trace_id"] = schema_ref("TraceId");
+        required.push("trace_id");
+    }
+    json!({"type": "object", "properties": properties, "required": required})
+}
+
+fn json_content(schema: Value) -> Value {
+    json!({"application/json": {"schema": schema}})
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": json_content(schema)})
+}
+
+fn path_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "path", "required": true, "description": description, "schema": schema})
+}
+
+fn gateway_security() -> Value {
+    json!([{"ApiGatewayJwt": []}])
+}
+
+fn common_schemas() -> Map<String, Value> {
+    let mut schemas = Map::new();
+    let mut put = |name: &str, schema: Value| {
+        schemas.insert(name.to_string(), schema);
+    };
+    put(
+        "TraceId",
+        json!({"type": "string", "pattern": "^[0-9a-f]{32}$",
+               "description": "Names one invocation: a UUID4 as 32 lowercase hex characters."}),
+    );
+    put(
+        "State",
+        json!({"type": "integer", "enum": [1, 2, 3, 4, 5],
+               "description": "1 EMPTY (first run), 2 POLL (runs again after its interval), \
+                   3 CALLBACK (runs again when its callback URL is POSTed), 4 SUCCESS, 5 FAIL. \
+                   4 and 5 are terminal."}),
+    );
+    put(
+        "Failure",
+        json!({"type": "object",
+               "description": "Every failed answer: `result` false, what went wrong in `message`.",
+               "properties": {
+                   "result": {"type": "boolean", "const": false},
+                   "message": {"type": "string"},
+                   "data": {"type": "null"},
+                   "trace_id": {"$ref": "#/components/schemas/TraceId"},
+               },
+               "required": ["result", "message", "data"]}),
+    );
+    put(
+        "JsonSchema",
+        json!({"type": "object",
+               "description": "A JSON Schema (draft-07 style: `type`, `properties`, `required`, \
+                   `definitions`)."}),
+    );
+    put(
+        "Meta",
+        envelope(
+            json!({"type": "object", "properties": {
+                "code": {"type": "string", "description": "The app code."},
+                "description": {"type": "string"},
+                "versions": {"type": "array", "items": {"type": "string"},
+                             "description": "Every version, newest first (semantic order)."},
+                "language": {"type": "string", "const": "rust"},
+                "framework_version": {"type": "string"},
+                "runtime_version": {"type": "string"},
+                "allow_scope": {"type": "object", "additionalProperties": {
+                    "type": "object",
+                    "properties": {"type": {"type": "string"},
+                                   "value": {"type": "array", "items": {"type": "string"}}},
+                }},
+            }, "required": ["code", "description", "versions", "language",
+                            "framework_version", "runtime_version", "allow_scope"]}),
+            false,
+        ),
+    );
+    put(
+        "Detail",
+        envelope(
+            json!({"type": "object", "properties": {
+                "desc": {"type": "string"},
+                "version": {"type": "string"},
+                "enable_plugin_callback": {"type": "boolean"},
+                "inputs": schema_ref("JsonSchema"),
+                "context_inputs": schema_ref("JsonSchema"),
+                "outputs": schema_ref("JsonSchema"),
+                "forms": {"type": "object", "properties": {
+                    "renderform": {"type": ["string", "null"],
+                                   "description": "The text of forms/<version>/form.js."},
+                }},
+            }, "required": ["desc", "version", "enable_plugin_callback", "inputs",
+                            "context_inputs", "outputs", "forms"]}),
+            false,
+        ),
+    );
+    put(
+        "Schedule",
+        envelope(
+            json!({"type": "object", "properties": {
+                "trace_id": schema_ref("TraceId"),
+                "plugin_version": {"type": "string"},
+                "version": {"type": "string", "description": "Alias of plugin_version."},
+                "state": schema_ref("State"),
+                "invoke_count": {"type": "integer"},
+                "outputs": {"type": "object", "description": "The outputs set so far."},
+                "err": {"type": "string", "description": "\"\" when there is none."},
+                "created_at": {"type": "string", "description": "YYYY-mm-dd HH:MM:SS, TIME_ZONE."},
+                "create_at": {"type": "string", "description": "Alias of created_at."},
+                "finish_at": {"type": "string", "description": "\"\" until SUCCESS or FAIL."},
+            }, "required": ["trace_id", "plugin_version", "state", "outputs", "err",
+                            "created_at", "finish_at"]}),
+            true,
+        ),
+    );
+    put(
+        "Logs",
+        envelope(
+            json!({"type": "object", "properties": {
+                "log": {"type": "string", "description": "Every line logged for the trace, oldest first."},
+            }, "required": ["log"]}),
+            false,
+        ),
+    );
+    put("CallbackAccepted", envelope(json!({"type": "null"}), false));
+    put(
+        "DispatchRequest",
+        json!({"type": "object", "properties": {
+            "url": {"type": "string", "pattern": "^/bk_plugin/plugin_api/",
+                    "description": "The data API to call, with an optional query string."},
+            "method": {"type": "string", "enum": ["GET", "POST"]},
+            "username": {"type": "string", "description": "The user the handler runs as."},
+            "data": {"type": "object", "description": "Query parameters (GET) or the JSON body (POST)."},
+            "dumped_data": {"type": "string", "description": "A JSON object as text, merged into data."},
+        }, "required": ["url", "method", "username"]}),
+    );
+    put(
+        "DispatchResult",
+        envelope(
+            json!({"description": "The handler's JSON, as it returned it."}),
+            true,
+        ),
+    );
+    schemas
+}
+
+fn common_responses() -> Value {
+    let failure = |description: &str| json!({"description": description, "content": json_content(schema_ref("Failure"))});
+    json!({
+        "BadRequest": failure("The request is not what the route takes: the message says what is wrong."),
+        "Unauthorized": failure("Outside dev: the API gateway's X-Bkapi-JWT is missing or invalid."),
+        "Forbidden": failure("allow_scope: the caller's Bkplugin-Scope-Type/Value are not allowed."),
+        "NotFound": failure("Unknown version, trace or route."),
+        "PayloadTooLarge": failure("The body is larger than BK_PLUGIN_MAX_BODY_BYTES."),
+        "UnsupportedMediaType": failure("The body is not JSON and was sent as another content type."),
+        "InternalError": failure("The database or a handler failed."),
+    })
+}
+
+fn meta_path() -> Value {
+    json!({"get": {
+        "tags": ["protocol"],
+        "operationId": "meta",
+        "summary": "The plugin's code, description and versions",
+        "responses": {"200": ok("The plugin's meta.", schema_ref("Meta"))},
+    }})
+}
+
+fn detail_path(registry: &Registry) -> Value {
+    json!({"get": {
+        "tags": ["protocol"],
+        "operationId": "detail",
+        "summary": "One version's description, schemas and form",
+        "parameters": [path_param("version", "A plugin version.",
+                                  json!({"type": "string", "enum": registry.version_names()}))],
+        "responses": {
+            "200": ok("The version's detail.", schema_ref("Detail")),
+            "404": response_ref("NotFound"),
+        },
+    }})
+}
+
+/// Adds one version's models and its invoke path.
+fn add_version(
+    version: &PluginVersion,
+    schemas: &mut Map<String, Value>,
+    paths: &mut Map<String, Value>,
+) {
+    let name = version.version();
+    let detail = version.detail();
+    let inputs = format!("Inputs_{}", component_name(name));
+    let context = format!("ContextInputs_{}", component_name(name));
+    let outputs = format!("Outputs_{}", component_name(name));
+    for (key, component) in [
+        ("inputs", &inputs),
+        ("context_inputs", &context),
+        ("outputs", &outputs),
+    ] {
+        hoist(&detail[key], component, schemas);
+    }
+    let request = format!("InvokeRequest_{}", component_name(name));
+    schemas.insert(
+        request.clone(),
+        json!({"type": "object", "properties": {
+            "inputs": schema_ref(&inputs),
+            "context": schema_ref(&context),
+        }, "required": ["inputs", "context"]}),
+    );
+    let result = format!("InvokeResult_{}", component_name(name));
+    schemas.insert(
+        result.clone(),
+        envelope(
+            json!({"type": "object", "properties": {
+                "outputs": {
+                    "description": "SUCCESS: the outputs. POLL/CALLBACK: the outputs set so far \
+                        (possibly incomplete). FAIL: null.",
+                    "anyOf": [schema_ref(&outputs), {"type": "object"}, {"type": "null"}],
+                },
+                "state": schema_ref("State"),
+                "err": {"type": ["string", "null"],
+                        "description": "Why it failed (state 5), else null."},
+            }, "required": ["outputs", "state", "err"]}),
+            true,
+        ),
+    );
+    let desc = version.desc();
+    paths.insert(
+        format!("/bk_plugin/invoke/{name}"),
+        json!({"post": {
+            "tags": ["invoke"],
+            "operationId": format!("invoke_{}", component_name(name)),
+            "summary": format!("Invoke {name}{}", if desc.is_empty() { String::new() } else { format!(": {desc}") }),
+            "description": "Runs the first step now. SUCCESS and FAIL come back at once; POLL and \
+                CALLBACK are stored before the answer, then followed with the schedule route. \
+                Inputs are coerced like pydantic v1 (\"7\" for an integer) before validation; a \
+                validation failure is a 200 with state 5 and `err` naming the field.",
+            "security": gateway_security(),
+            "requestBody": {"required": true, "content": json_content(schema_ref(&request))},
+            "responses": {
+                "200": ok("The first step ran.", schema_ref(&result)),
+                "400": response_ref("BadRequest"),
+                "401": response_ref("Unauthorized"),
+                "403": response_ref("Forbidden"),
+                "404": response_ref("NotFound"),
+                "413": response_ref("PayloadTooLarge"),
+                "415": response_ref("UnsupportedMediaType"),
+            },
+        }}),
+    );
+}
+
+/// A name OpenAPI accepts for a component (`^[a-zA-Z0-9._-]+$`).
+fn component_name(raw: &str) -> String {
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Moves a draft-07 schema and its `definitions` into `schemas` under `name` and
+/// `<name>_<definition>`, rewriting `#/definitions/...` references to them.
+fn hoist(schema: &Value, name: &str, schemas: &mut Map<String, Value>) {
+    let mut top = schema.clone();
+    let definitions = match top.as_object_mut().and_then(|o| o.remove("definitions")) {
+        Some(Value::Object(definitions)) => definitions,
+        _ => Map::new(),
+    };
+    let target = |definition: &str| format!("{name}_{}", component_name(definition));
+    for (definition, mut body) in definitions {
+        rewrite(&mut body, &target);
+        schemas.insert(target(&definition), body);
+    }
+    rewrite(&mut top, &target);
+    schemas.insert(name.to_string(), top);
+}
+
+/// Rewrites `#/definitions/X` to `#/components/schemas/<target(X)>` and draft-07 tuple `items`
+/// (an array) to 2020-12 `prefixItems`, everywhere in `schema`.
+fn rewrite(schema: &mut Value, target: &dyn Fn(&str) -> String) {
+    match schema {
+        Value::Object(object) => {
+            if let Some(Value::String(reference)) = object.get_mut("$ref")
+                && let Some(definition) = reference.strip_prefix("#/definitions/")
+            {
+                let definition = definition.replace("~1", "/").replace("~0", "~");
+                *reference = format!("#/components/schemas/{}", target(&definition));
+            }
+            if matches!(object.get("items"), Some(Value::Array(_))) {
+                let tuple = object.remove("items").unwrap_or(Value::Null);
+                let rest = object.remove("additionalItems");
+                object.insert("prefixItems".into(), tuple);
+                if let Some(rest) = rest {
+                    object.insert("items".into(), rest);
+                }
+            }
+            for value in object.values_mut() {
+                rewrite(value, target);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                rewrite(item, target);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn schedule_path() -> Value {
+    json!({"get": {
+        "tags": ["protocol"],
+        "operationId": "schedule",
+        "summary": "The state, outputs and err of an invocation that went through the scheduler",
+        "description": "An invocation that finished in its invoke call is not stored: the answer \
+            is then a 200 with result false, `can not find schedule for trace_id <id>`.",
+        "parameters": [path_param("trace_id", "From the invoke answer.", schema_ref("TraceId"))],
+        "responses": {
+            "200": {"description": "Found (result true), or not found (result false).",
+                    "content": json_content(json!({"oneOf": [schema_ref("Schedule"), schema_ref("Failure")]}))},
+        },
+    }})
+}
+
+fn callback_path() -> Value {
+    json!({"post": {
+        "tags": ["protocol"],
+        "operationId": "callback",
+        "summary": "Wake an invocation waiting for a callback (the URL prepare_callback gave)",
+        "security": gateway_security(),
+        "parameters": [path_param("token", "The signed token from the callback URL.", json!({"type": "string"}))],
+        "requestBody": {"required": true, "description": "Any JSON: the re-run sees it as context.callback.data.",
+                        "content": json_content(json!({}))},
+        "responses": {
+            "200": ok("Accepted: the invocation runs again.", schema_ref("CallbackAccepted")),
+            "400": response_ref("BadRequest"),
+            "401": response_ref("Unauthorized"),
+            "413": response_ref("PayloadTooLarge"),
+        },
+    }})
+}
+
+fn logs_path() -> Value {
+    json!({"get": {
+        "tags": ["protocol"],
+        "operationId": "logs",
+        "summary": "Every line logged while running a trace (dev, or BK_PLUGIN_LOGS_API=1)",
+        "parameters": [path_param("trace_id", "From the invoke answer.", schema_ref("TraceId"))],
+        "responses": {
+            "200": ok("The trace's lines.", schema_ref("Logs")),
+            "404": response_ref("NotFound"),
+        },
+    }})
+}
+
+fn dispatch_path() -> Value {
+    json!({"post": {
+        "tags": ["data APIs"],
+        "operationId": "plugin_api_dispatch",
+        "summary": "Call a data API in-process as a user",
+        "security": gateway_security(),
+        "requestBody": {"required": true, "content": json_content(schema_ref("DispatchRequest"))},
+        "responses": {
+            "200": ok("The handler's answer, in the envelope.", schema_ref("DispatchResult")),
+            "400": response_ref("BadRequest"),
+            "401": response_ref("Unauthorized"),
+            "403": response_ref("Forbidden"),
+            "404": response_ref("NotFound"),
+            "500": response_ref("InternalError"),
+        },
+    }})
+}
+
+fn metrics_path() -> Value {
+    json!({"get": {
+        "tags": ["operations"],
+        "operationId": "metrics",
+        "summary": "Prometheus metrics",
+        "responses": {"200": {"description": "Prometheus text exposition.",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    }})
+}
+
+/// One path per data-API pattern, one operation per method.
+fn add_data_apis(apis: &PluginApis, paths: &mut Map<String, Value>) {
+    for (group, method, pattern) in apis.routes() {
+        let (template, parameters) = path_template(pattern);
+        let prefix = group.prefix().trim_end_matches('/');
+        let path = format!("{prefix}{template}");
+        let group_name = match group {
+            ApiGroup::PluginApi => "plugin_api",
+            ApiGroup::OpenApi => "openapi",
+            ApiGroup::Private => "private",
+        };
+        let method_name = method.as_str().to_ascii_lowercase();
+        let mut operation = json!({
+            "tags": ["data APIs"],
+            "operationId": format!("{group_name}_{method_name}{}", component_name(&template.replace(['{', '}'], ""))),
+            "summary": format!("{} {path}", method.as_str()),
+            "description": "An author's data API. Query parameters reach the handler as they \
+                come; the answer is the handler's JSON as it returned it (not wrapped), or the \
+                failure envelope with the handler's status.",
+            "security": gateway_security(),
+            "parameters": parameters,
+            "responses": {
+                "200": {"description": "The handler's JSON.", "content": json_content(json!({}))},
+                "400": response_ref("BadRequest"),
+                "401": response_ref("Unauthorized"),
+                "404": response_ref("NotFound"),
+                "500": response_ref("InternalError"),
+            },
+        });
+        if method == ApiMethod::Post {
+            operation["requestBody"] = json!({"content": json_content(json!({}))});
+        }
+        let item = paths.entry(path).or_insert_with(|| json!({}));
+        if item.get(&method_name).is_none() {
+            item[method_name] = operation;
+        }
+    }
+}
+
+/// An actix pattern (`/task_list/{biz_id:\d+}`) as an OpenAPI template (`/task_list/{biz_id}`)
+/// and its path parameters (a restricted segment keeps its regex as `pattern`).
+fn path_template(pattern: &str) -> (String, Vec<Value>) {
+    let mut template = String::new();
+    let mut parameters = Vec::new();
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '{' {
+            template.push(c);
+            continue;
+        }
+        let mut depth = 1;
+        let mut inner = String::new();
+        for c in chars.by_ref() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                _ => {}
+            }
+            if depth == 0 {
+                break;
+            }
+            inner.push(c);
+        }
+        let tail = chars.peek() == Some(&'*');
+        if tail {
+            chars.next();
+        }
+        let (name, regex) = match inner.split_once(':') {
+            Some((name, regex)) => (name.to_string(), Some(regex.to_string())),
+            None => (inner, tail.then(|| ".*".to_string())),
+        };
+        let mut schema = json!({"type": "string"});
+        if let Some(regex) = regex {
+            schema["pattern"] = json!(format!("^(?:{regex})$"));
+        }
+        template.push_str(&format!("{{{name}}}"));
+        parameters.push(path_param(
+            &name,
+            "A path segment of the handler's pattern.",
+            schema,
+        ));
+    }
+    (template, parameters)
+}
+
+/// Prints the document for the `openapi` command.
+pub fn print(
+    config: &crate::config::Config,
+    registry: &Registry,
+    meta: &bk_plugin_core::PluginMeta,
+    apis: &PluginApis,
+    yaml: bool,
+) -> Result<(), serde_json::Error> {
+    let doc = document(Described {
+        app_code: &config.app_code,
+        description: &meta.description,
+        registry,
+        apis,
+    });
+    if yaml {
+        print!("{}", to_yaml(&doc));
+    } else {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
+    Ok(())
+}
+
+/// The document as YAML: block style, every key and string double-quoted (JSON escapes are
+/// valid YAML escapes), so it reads back to exactly the same value.
+pub fn to_yaml(value: &Value) -> String {
+    let mut out = String::new();
+    write_yaml(value, 0, &mut out);
+    out
+}
+
+fn write_yaml(value: &Value, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match value {
+        Value::Object(object) if !object.is_empty() => {
+            for (key, item) in object {
+                out.push_str(&pad);
+                out.push_str(&yaml_string(key));
+                out.push(':');
+                write_yaml_child(item, indent, out);
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for item in items {
+                out.push_str(&pad);
+                out.push('-');
+                write_yaml_child(item, indent, out);
+            }
+        }
+        scalar => {
+            out.push_str(&pad);
+            out.push_str(&yaml_scalar(scalar));
+            out.push('\n');
+        }
+    }
+}
+
+/// The value after `key:` or `-`: nested blocks on the following lines, scalars inline.
+fn write_yaml_child(item: &Value, indent: usize, out: &mut String) {
+    let nested = match item {
+        Value::Object(object) => !object.is_empty(),
+        Value::Array(items) => !items.is_empty(),
+        _ => false,
+    };
+    if nested {
+        out.push('\n');
+        write_yaml(item, indent + 2, out);
+    } else {
+        out.push(' ');
+        out.push_str(&yaml_scalar(item));
+        out.push('\n');
+    }
+}
+
+fn yaml_scalar(value: &Value) -> String {
+    match value {
+        Value::String(text) => yaml_string(text),
+        Value::Object(_) => "{}".into(),
+        Value::Array(_) => "[]".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A double-quoted YAML scalar: JSON's escaping, plus the C1 controls and BOM that YAML does not
+/// allow raw.
+fn yaml_string(text: &str) -> String {
+    let json = Value::String(text.to_string()).to_string();
+    json.chars()
+        .map(|c| match c {
+            '\u{80}'..='\u{9f}' | '\u{feff}' => format!("\\u{:04x}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restricted_segments_become_templates_with_patterns() {
+        let (template, parameters) = path_template("/task_list/{biz_id:\\d{1,9}}/{rest}*");
+        assert_eq!(template, "/task_list/{biz_id}/{rest}");
+        assert_eq!(parameters[0]["name"], "biz_id");
+        assert_eq!(parameters[0]["schema"]["pattern"], "^(?:\\d{1,9})$");
+        assert_eq!(parameters[1]["schema"]["pattern"], "^(?:.*)$");
+    }
+
+    #[test]
+    fn nested_definitions_are_hoisted_and_references_rewritten() {
+        let schema = json!({
+            "type": "object",
+            "properties": {"o": {"$ref": "#/definitions/Options"},
+                           "t": {"type": "array", "items": [{"type": "string"}]}},
+            "required": ["o"],
+            "definitions": {
+                "Options": {"type": "object", "properties": {"i": {"$ref": "#/definitions/Inner"}}},
+                "Inner": {"type": "string"},
+            },
+        });
+        let mut schemas = Map::new();
+        hoist(&schema, "Inputs_1.0.0", &mut schemas);
+        let top = &schemas["Inputs_1.0.0"];
+        assert!(top.get("definitions").is_none());
+        assert_eq!(
+            top["properties"]["o"]["$ref"],
+            "#/components/schemas/Inputs_1.0.0_Options"
+        );
+        assert_eq!(
+            top["properties"]["t"]["prefixItems"],
+            json!([{"type": "string"}])
+        );
+        assert_eq!(
+            schemas["Inputs_1.0.0_Options"]["properties"]["i"]["$ref"],
+            "#/components/schemas/Inputs_1.0.0_Inner"
+        );
+    }
+
+    #[test]
+    fn yaml_keeps_every_value_and_quotes_every_string() {
+        let value = json!({"a": [1, {"b": "x\"y\n"}, [], {}], "c": null, "d": {"e": true}});
+        let yaml = to_yaml(&value);
+        assert_eq!(
+            yaml,
+            "\"a\":\n  - 1\n  -\n    \"b\": \"x\\\"y\\n\"\n  - []\n  - {}\n\"c\": null\n\"d\":\n  \"e\": true\n"
+        );
+    }
+}

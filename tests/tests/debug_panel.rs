@@ -1,0 +1,174 @@
+//! The dev debug panel at `/`, used the way a person uses it, in a real headless Chromium:
+//! pick a version, fill its form, run it, watch a polling invocation reach SUCCESS, come back and
+//! find the last inputs again. Screenshots land in `<target>/debug/screenshots/`.
+#![allow(missing_docs)]
+
+use std::path::PathBuf;
+
+use bkp_blackbox_tests::browser::{Browser, screenshot_dir};
+use bkp_blackbox_tests::{Backend, Plugin, TestDb};
+use serde_json::{Value, json};
+
+fn outputs(browser: &mut Browser) -> Value {
+    let text = browser.text("#outputs");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("outputs are not JSON ({e}): {text}"))
+}
+
+fn shot(browser: &mut Browser, name: &str) -> PathBuf {
+    let path = screenshot_dir().join(name);
+    browser.screenshot(&path);
+    println!("screenshot: {}", path.display());
+    path
+}
+
+/// The whole scenario, in the browser (blocking: it runs on its own thread).
+fn use_the_panel(base: &str) {
+    let mut browser = Browser::launch();
+    browser.open(&format!("{base}/"));
+    assert_eq!(
+        browser.eval("document.title"),
+        json!("bkp-fixtures-debug-panel")
+    );
+    assert_eq!(
+        browser.value("#version"),
+        "1.7.0",
+        "the newest version is picked first"
+    );
+
+    // 1.0.0 has a form.js: its `hello` input is rendered from it, labelled with attrs.name.
+    browser.choose("#version", "1.0.0");
+    browser.wait_for(
+        "document.querySelector('#inputs-form [data-field=\"hello\"]')",
+        "the 1.0.0 form",
+    );
+    assert!(browser.text("#form-source").contains("form.js"));
+    assert!(browser.text("#inputs-form").contains("Hello"));
+    assert!(browser.text("#context-form").contains("任务执行人"));
+    browser.fill("#inputs-form [data-field=\"hello\"]", "hello");
+    browser.fill("#context-form [data-field=\"executor\"]", "admin");
+    browser.click("#run");
+    browser.wait_for(
+        "document.querySelector('#state').textContent.includes('SUCCESS')",
+        "1.0.0 to succeed",
+    );
+    assert_eq!(outputs(&mut browser), json!({"world": "hello"}));
+    assert_eq!(browser.text("#trace-id").len(), 32);
+    assert_eq!(browser.text("#err"), "");
+    browser.wait_for(
+        "document.querySelector('#logs').textContent.includes('echo plugin executing for admin')",
+        "the 1.0.0 logs",
+    );
+    shot(&mut browser, "debug-panel-1.0.0.png");
+
+    // The raw-JSON toggle shows exactly what the form would send.
+    browser.click("#toggle-raw");
+    let raw: Value = serde_json::from_str(&browser.value("#inputs-raw")).unwrap_or(Value::Null);
+    assert_eq!(raw, json!({"hello": "hello"}));
+    browser.click("#toggle-raw");
+    assert_eq!(
+        browser.value("#inputs-form [data-field=\"hello\"]"),
+        "hello"
+    );
+
+    // 1.1.0 has no form: its inputs come from the schema, defaults filled in; it polls.
+    browser.choose("#version", "1.1.0");
+    browser.wait_for(
+        "document.querySelector('#inputs-form [data-field=\"polls\"]')",
+        "the 1.1.0 schema form",
+    );
+    assert!(browser.text("#form-source").contains("schema"));
+    assert_eq!(browser.value("#inputs-form [data-field=\"interval\"]"), "1");
+    browser.fill("#inputs-form [data-field=\"polls\"]", "2");
+    browser.click("#run");
+    browser.wait_for(
+        "document.querySelector('#state').textContent.includes('SUCCESS')",
+        "1.1.0 to poll its way to SUCCESS",
+    );
+    let states = browser.eval("document.querySelector('#timeline').dataset.states");
+    assert_eq!(states, json!("POLL,SUCCESS"), "the panel showed POLL first");
+    let done = outputs(&mut browser);
+    assert_eq!(done["phase"], json!("done"));
+    assert_eq!(done["polls_done"], json!(2));
+    assert_eq!(done["invoke_count"], json!(3));
+    browser.wait_for(
+        "document.querySelector('#logs').textContent.includes('poll plugin done')",
+        "the 1.1.0 logs of every run",
+    );
+    assert!(browser.text("#logs").contains("poll plugin first run"));
+    shot(&mut browser, "debug-panel-1.1.0.png");
+
+    // 1.7.0 takes plugin_callback_info as JSON, prefilled; bad JSON is refused before running.
+    browser.choose("#version", "1.7.0");
+    let info = browser.wait_for(
+        "document.querySelector('#context-form [data-field=\"plugin_callback_info\"]').value",
+        "the 1.7.0 context form",
+    );
+    let info: Value = serde_json::from_str(info.as_str().unwrap_or_default()).unwrap_or_default();
+    assert_eq!(info, json!({"url": "", "data": {}}));
+    browser.fill(
+        "#context-form [data-field=\"plugin_callback_info\"]",
+        "{not json",
+    );
+    browser.click("#run");
+    browser.wait_for(
+        "document.querySelector('#context-problem').textContent.includes('not valid JSON')",
+        "the JSON problem to be shown",
+    );
+
+    // Coming back with ?version=1.0.0 shows the inputs last run with that version.
+    browser.open(&format!("{base}/?version=1.0.0"));
+    assert_eq!(browser.value("#version"), "1.0.0");
+    assert_eq!(
+        browser.value("#inputs-form [data-field=\"hello\"]"),
+        "hello"
+    );
+    assert_eq!(
+        browser.value("#context-form [data-field=\"executor\"]"),
+        "admin"
+    );
+    let kept = browser.eval("JSON.parse(localStorage.getItem('formData'))['1.0.0']");
+    assert_eq!(
+        kept,
+        json!({"renderData": {"hello": "hello"}, "contextData": {"executor": "admin"}})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_runs_a_form_version_and_follows_a_poll_version_to_success_in_the_panel() {
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
+    let plugin = Plugin::start(&db).await;
+    let base = plugin.base.clone();
+    let outcome = tokio::task::spawn_blocking(move || use_the_panel(&base)).await;
+    if let Err(e) = outcome {
+        panic!("{e}\nplugin log:\n{}", plugin.log_text());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_panel_is_a_self_contained_page_in_dev() {
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
+    let plugin = Plugin::start(&db).await;
+    for path in ["/", "/debug/", "/debug"] {
+        let response = reqwest::get(format!("{}{path}", plugin.base))
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let kind = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(kind.starts_with("text/html"), "{path}: {kind}");
+        let page = response.text().await.unwrap_or_default();
+        assert!(page.contains("id=\"run\""), "{path} is the debug panel");
+        // Nothing is loaded from elsewhere: no external scripts, styles or fonts.
+        for needle in ["src=\"http", "href=\"http", "@import", "url(http", "//cdn"] {
+            assert!(!page.contains(needle), "{path} refers to {needle}");
+        }
+    }
+}
