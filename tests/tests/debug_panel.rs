@@ -146,6 +146,78 @@ async fn a_person_runs_a_form_version_and_follows_a_poll_version_to_success_in_t
     }
 }
 
+/// Every common tag type, rendered by the panel's form renderer from atoms a form.js would
+/// register, filled in with the mouse and keyboard; the values sent are what a person chose.
+fn fill_every_tag_type(base: &str) {
+    let mut browser = Browser::launch();
+    browser.open(&format!("{base}/?version=1.0.0"));
+    let atoms = json!([
+        {"tag_code": "name", "type": "input", "attrs": {"name": "Name", "default": "n"}},
+        {"tag_code": "note", "type": "textarea", "attrs": {"name": "Note"}},
+        {"tag_code": "count", "type": "int", "attrs": {"name": "Count", "default": 3}},
+        {"tag_code": "env", "type": "select", "attrs": {"name": "Env", "default": "test",
+            "items": [{"text": "Test", "value": "test"}, {"text": "Prod", "value": "prod"}]}},
+        {"tag_code": "task", "type": "select", "attrs": {"name": "Task",
+            "remote_url": format!("{base}/bk_plugin/plugin_api/task_list/7/")}},
+        {"tag_code": "mode", "type": "radio", "attrs": {"name": "Mode", "default": 1,
+            "items": [{"text": "Fast", "value": 1}, {"text": "Safe", "value": 2}]}},
+        {"tag_code": "tags", "type": "checkbox", "attrs": {"name": "Tags", "default": ["a"],
+            "items": [{"text": "A", "value": "a"}, {"text": "B", "value": "b"}]}},
+        {"tag_code": "at", "type": "datetime", "attrs": {"name": "At"}},
+        {"tag_code": "table", "type": "datatable", "attrs": {"name": "Table", "default": [{"k": 1}]}},
+    ]);
+    browser.eval(&format!(
+        "panel.inputs = renderAtoms(document.querySelector('#inputs-form'), {atoms}); true"
+    ));
+    let field = |code: &str| format!("#inputs-form [data-field=\"{code}\"]");
+    assert_eq!(
+        browser.value(&field("name")),
+        "n",
+        "attrs.default is the starting value"
+    );
+    browser.fill(&field("name"), "web");
+    browser.fill(&field("note"), "a note");
+    browser.fill(&field("count"), "5");
+    browser.choose(&field("env"), "1");
+    browser.wait_for(
+        "document.querySelector('#inputs-form [data-field=\"task\"]').dataset.loaded",
+        "the remote options",
+    );
+    browser.choose(&field("task"), "2");
+    browser.click("#inputs-form .choices label:nth-child(2) input[data-field=\"mode\"]");
+    browser.click("#inputs-form .choices label:nth-child(2) input[data-field=\"tags\"]");
+    browser.eval(&format!(
+        "(() => {{ const e = document.querySelector({}); e.value = '2026-11-26T10:30:05'; \
+         e.dispatchEvent(new Event('input', {{bubbles: true}})); return true; }})()",
+        json!(field("at"))
+    ));
+    assert!(
+        browser
+            .text("#inputs-form")
+            .contains("datatable: edited as JSON")
+    );
+    let sent = browser.eval("panel.inputs.get()");
+    assert_eq!(
+        sent,
+        json!({"name": "web", "note": "a note", "count": 5, "env": "prod", "task": 7,
+               "mode": 2, "tags": ["a", "b"], "at": "2026-11-26 10:30:05", "table": [{"k": 1}]})
+    );
+    shot(&mut browser, "debug-panel-tag-types.png");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_common_form_tag_type_is_rendered_and_sends_what_was_chosen() {
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
+    let plugin = Plugin::start(&db).await;
+    let base = plugin.base.clone();
+    let outcome = tokio::task::spawn_blocking(move || fill_every_tag_type(&base)).await;
+    if let Err(e) = outcome {
+        panic!("{e}\nplugin log:\n{}", plugin.log_text());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_panel_is_a_self_contained_page_in_dev() {
     let Some(db) = TestDb::new(Backend::Sqlite).await else {
