@@ -39,6 +39,7 @@ pub struct AppState {
     /// Wakes this process's worker when new work is created here.
     pub wake: Arc<Notify>,
     /// Verifies the API gateway's JWTs; `None` when no public key is configured (dev only).
+    /// Its key is replaced in place when the gateway's key rotates (`apigw::public_key`).
     pub verifier: Option<GatewayVerifier>,
     /// Prometheus metrics.
     pub metrics: Metrics,
@@ -172,15 +173,20 @@ fn signer_for(config: &Config) -> Option<TokenSigner> {
     }
 }
 
-/// `BK_PLUGIN_CALLBACK_HOST/<stage>/callback/` through the gateway, else this process directly.
-fn callback_base_url(config: &Config) -> String {
+/// `<callback host>/<stage>/callback/` through the gateway, else (dev only) this process
+/// directly; outside dev with no callback host, `None`: no unreachable URL is ever handed out.
+fn callback_base_url(config: &Config) -> Option<String> {
     match &config.callback_host {
-        Some(host) => format!(
+        Some(host) => Some(format!(
             "{}/{}/callback/",
             host.trim_end_matches('/'),
             config.stage_name.trim_matches('/')
-        ),
-        None => format!("http://127.0.0.1:{}/bk_plugin/callback/", config.port),
+        )),
+        None if config.is_dev() => Some(format!(
+            "http://127.0.0.1:{}/bk_plugin/callback/",
+            config.port
+        )),
+        None => None,
     }
 }
 
@@ -194,7 +200,7 @@ pub fn unix_now() -> u64 {
 
 struct ServerIssuer {
     signer: Option<TokenSigner>,
-    base_url: String,
+    base_url: Option<String>,
     ttl: Duration,
 }
 
@@ -205,12 +211,17 @@ impl CallbackIssuer for ServerIssuer {
                 "no callback secret: set BK_PLUGIN_CALLBACK_SECRET or BKPAAS_APP_SECRET".into(),
             )
         })?;
+        let base_url = self.base_url.as_deref().ok_or_else(|| {
+            IssueCallbackError(
+                "no callback host: set BK_API_URL_TMPL (PaaS injects it) or BK_PLUGIN_CALLBACK_HOST".into(),
+            )
+        })?;
         let expires = unix_now().saturating_add(self.ttl.as_secs());
         let expires = u32::try_from(expires).unwrap_or(u32::MAX);
         let token = signer
             .sign(trace_id, callback_id, expires)
             .map_err(|e| IssueCallbackError(e.to_string()))?;
-        Ok(format!("{}{token}/", self.base_url))
+        Ok(format!("{base_url}{token}/"))
     }
 }
 

@@ -1,5 +1,6 @@
 //! The command line of a plugin binary: `serve` (default), `worker`, `migrate`, `versions`,
-//! `detail`, `invoke`, `schedule`, `schedules`, `logs`, `version`, `openapi`.
+//! `detail`, `invoke`, `schedule`, `schedules`, `logs`, `version`, `openapi`, and the deployment
+//! commands `sync-apigw`, `fetch-apigw-public-key` and `check` (in `deploy`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,6 @@ use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
 use crate::app::{AppState, Parked, new_trace_id};
-use crate::auth::GatewayVerifier;
 use crate::config::Config;
 use crate::logging::LogCapture;
 use crate::plugin_api::PluginApis;
@@ -76,6 +76,23 @@ enum Command {
         #[arg(long)]
         yaml: bool,
     },
+    /// Register the plugin with its API gateway (the pre-release hook runs this after `migrate`).
+    SyncApigw {
+        /// Sync even when nothing changed since the last successful sync.
+        #[arg(long)]
+        force: bool,
+        /// Print the calls it would make and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Fetch the API gateway's public key and store it in the database for `serve`.
+    FetchApigwPublicKey {
+        /// Also print the key.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Check the configuration for this environment; exits non-zero on a blocker.
+    Check,
 }
 
 /// Parses `args` and runs the command.
@@ -106,7 +123,14 @@ where
         println!("bk-plugin-framework-rust {}", env!("CARGO_PKG_VERSION"));
         return Ok(());
     }
-    let mut config = Config::from_env().map_err(anyhow::Error::msg)?;
+    let mut config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) if matches!(command, Command::Check) => {
+            println!("MISSING configuration: {e}");
+            bail!("1 blocker: {e}");
+        }
+        Err(e) => bail!(e),
+    };
     let capture = crate::logging::init(&config);
     meta.check()
         .map_err(|e| anyhow::anyhow!("invalid allow_scope: {e}"))?;
@@ -172,6 +196,16 @@ where
             &config, &registry, &meta, &apis, yaml,
         )?),
         Command::Version => Ok(()),
+        Command::SyncApigw { force, dry_run } => block_on(crate::deploy::sync_apigw(
+            config,
+            meta.description.clone(),
+            force,
+            dry_run,
+        )),
+        Command::FetchApigwPublicKey { print } => {
+            block_on(crate::deploy::fetch_public_key(config, print))
+        }
+        Command::Check => block_on(crate::deploy::check(config, registry)),
     }
 }
 
@@ -216,43 +250,28 @@ async fn connect_state(
             );
         }
     }
-    let verifier = if serves_http {
-        gateway_verifier(&config)?
+    crate::deploy::enforce(&crate::deploy::static_items(&config, &registry))?;
+    let key = if serves_http {
+        crate::deploy::gateway_key(&config, &store).await?
     } else {
         None
     };
-    if !config.is_dev() && config.callback_host.is_none() {
-        tracing::warn!(
-            "BK_PLUGIN_CALLBACK_HOST is not set: callback URLs will point at http://127.0.0.1:{}, which other systems cannot reach",
-            config.port
-        );
-    }
     if let Some(capture) = capture {
         crate::logging::spawn_writer(store.clone(), capture);
     }
-    Ok(Arc::new(AppState::new(
+    let (found, verifier) = key.unzip();
+    let state = Arc::new(AppState::new(
         registry,
         store,
         Arc::new(config),
         Arc::new(meta),
         apis,
         verifier,
-    )))
-}
-
-/// The gateway JWT verifier; outside dev a public key is required.
-fn gateway_verifier(config: &Config) -> anyhow::Result<Option<GatewayVerifier>> {
-    let pem = crate::auth::public_key_from_env().map_err(anyhow::Error::msg)?;
-    match pem {
-        Some(pem) => Ok(Some(
-            GatewayVerifier::new(&pem, &config.gateway_name).map_err(anyhow::Error::msg)?,
-        )),
-        None if config.is_dev() => Ok(None),
-        None => bail!(
-            "BKPAAS_ENVIRONMENT={} needs the API gateway public key to verify X-Bkapi-JWT: set APIGW_PUBLIC_KEY (PEM) or APIGW_PUBLIC_KEY_FILE",
-            config.environment.name()
-        ),
+    ));
+    if let Some(found) = found {
+        crate::apigw::public_key::spawn_refresh(state.clone(), found);
     }
+    Ok(state)
 }
 
 /// A database URL with its password hidden, for messages.

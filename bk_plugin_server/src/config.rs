@@ -15,12 +15,33 @@ pub enum Environment {
 }
 
 impl Environment {
-    /// Reads a `BKPAAS_ENVIRONMENT` value; anything but stag/staging/prod/production is dev.
-    pub fn parse(value: &str) -> Self {
+    /// Parses a PaaS environment name; anything but the six accepted spellings is refused, so a
+    /// typo (`online`, `production-eu`) can never turn the JWT check off.
+    pub fn parse(value: &str) -> Result<Self, String> {
         match value.trim().to_ascii_lowercase().as_str() {
-            "prod" | "production" => Self::Prod,
-            "stag" | "staging" => Self::Stag,
-            _ => Self::Dev,
+            "prod" | "production" => Ok(Self::Prod),
+            "stag" | "staging" => Ok(Self::Stag),
+            "dev" | "development" => Ok(Self::Dev),
+            other => Err(format!(
+                "{other:?} is not an environment: use dev (development), stag (staging) or prod (production)"
+            )),
+        }
+    }
+
+    /// The environment from `BKPAAS_ENVIRONMENT`, else the legacy `BK_ENV`
+    /// (`development`/`testing`/`production`), else dev; `true` when it was given explicitly.
+    fn from_env() -> Result<(Self, bool), String> {
+        if let Some(value) = var("BKPAAS_ENVIRONMENT") {
+            return Self::parse(&value)
+                .map(|env| (env, true))
+                .map_err(|e| format!("BKPAAS_ENVIRONMENT={e}"));
+        }
+        match var("BK_ENV").map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok((Self::Dev, false)),
+            Some(v) if v == "testing" => Ok((Self::Stag, true)),
+            Some(v) => Self::parse(&v)
+                .map(|env| (env, true))
+                .map_err(|e| format!("BK_ENV={e}")),
         }
     }
 
@@ -42,22 +63,43 @@ pub struct Config {
     pub app_code: String,
     /// `BKPAAS_APP_SECRET`.
     pub app_secret: Option<String>,
-    /// `BKPAAS_ENVIRONMENT`.
+    /// `BKPAAS_ENVIRONMENT` (else `BK_ENV`, else dev).
     pub environment: Environment,
-    /// `PORT` (5000 by default) and `BK_PLUGIN_BIND` (0.0.0.0 by default).
+    /// Whether the environment was named explicitly (unset means dev, listening on loopback).
+    pub environment_explicit: bool,
+    /// `BK_PLUGIN_BIND`: by default 0.0.0.0 when the environment is named, 127.0.0.1 when it
+    /// is not (an unconfigured process is never reachable from other hosts).
     pub bind: String,
     /// The port.
     pub port: u16,
-    /// The database URL: `DATABASE_URL`, else the MySQL add-on variables, else SQLite.
+    /// The database URL: `DATABASE_URL`, else the MySQL add-on variables (`MYSQL_*`, then the
+    /// legacy `GCS_MYSQL_*`), else (dev only) SQLite in `./bk_plugin.db`.
     pub database_url: String,
+    /// Which variables gave the database URL, for messages.
+    pub database_source: &'static str,
     /// `TIME_ZONE` for `created_at` / `finish_at` (default `Asia/Shanghai`).
     pub time_zone: chrono_tz::Tz,
     /// `SCHEDULE_PERSISTENT_DAYS` (default 30): finished rows older than this are deleted.
     pub schedule_persistent_days: u32,
-    /// `BK_PLUGIN_CALLBACK_HOST`: the public base URL callbacks reach us through.
+    /// The public base URL callbacks reach us through: `BK_PLUGIN_CALLBACK_HOST`, else
+    /// `BK_API_URL_TMPL` with `{api_name}` replaced by the gateway name.
     pub callback_host: Option<String>,
-    /// `BK_PLUGIN_APIGW_STAGE_NAME` (default: the environment name).
+    /// `BK_API_URL_TMPL` (e.g. `http://bkapi.example.com/api/{api_name}`).
+    pub api_url_tmpl: Option<String>,
+    /// `BK_PLUGIN_APIGW_STAGE_NAME`, else `BK_APIGW_STAGE_NAME`, else stag in stag and prod
+    /// elsewhere (dev included, as in the Python runtime).
     pub stage_name: String,
+    /// `BK_APIGW_REQUIRE_EXEMPT` (stag only, default off): accept requests without a verified
+    /// gateway JWT, as dev does. Ignored in prod.
+    pub jwt_exempt: bool,
+    /// `BK_PLUGIN_CALLBACK_TLS_VERIFY` (default on): verify the certificates of `https://`
+    /// finish-callback receivers and of the gateway manager.
+    pub tls_verify: bool,
+    /// `BKPAAS_APP_TENANT_ID`: sent as `X-Bk-Tenant-Id` to the gateway manager.
+    pub tenant_id: Option<String>,
+    /// `BK_PLUGIN_PUBLIC_KEY_REFRESH_SECONDS` (default 60): how often `serve` re-reads the
+    /// gateway public key kept in the database, so a rotated key is used without a restart.
+    pub public_key_refresh: Duration,
     /// `BK_PLUGIN_CALLBACK_SECRET`: the key callback tokens are signed with (else the app secret).
     pub callback_secret: Option<String>,
     /// `BK_PLUGIN_CALLBACK_TOKEN_TTL_SECONDS` (default 8 days; never less than the longest
@@ -102,7 +144,8 @@ pub struct Config {
     pub finish_callback_retry: Duration,
     /// `BK_PLUGIN_DB_MAX_CONNECTIONS` (default 16).
     pub db_max_connections: u32,
-    /// The API gateway whose JWTs we accept (`kid`): `BKPAAS_BK_PLUGIN_APIGW_NAME`, else the app code.
+    /// The plugin's API gateway (the JWT `kid`, the gateway `sync-apigw` registers):
+    /// `BKPAAS_BK_PLUGIN_APIGW_NAME` (PaaS injects it), else `BK_APIGW_NAME`, else the app code.
     pub gateway_name: String,
     /// `BK_PLUGIN_LOG_DIR` (default `/app/v3logs`, where PaaS collects logs; `off` for none):
     /// where stag/prod write their JSON log file.
@@ -181,25 +224,54 @@ fn flag(name: &str, default: bool) -> Result<bool, String> {
 impl Config {
     /// Reads the configuration; the message names the variable that is wrong.
     pub fn from_env() -> Result<Self, String> {
-        let environment = Environment::parse(&var("BKPAAS_ENVIRONMENT").unwrap_or_default());
+        let (environment, environment_explicit) = Environment::from_env()?;
         let time_zone_name = var("TIME_ZONE").unwrap_or_else(|| "Asia/Shanghai".into());
         let time_zone = time_zone_name
             .parse::<chrono_tz::Tz>()
             .map_err(|_| format!("TIME_ZONE={time_zone_name:?} is not a known time zone"))?;
         let app_code = var("BKPAAS_APP_ID").unwrap_or_else(|| "bk-plugin".into());
+        let gateway_name = var("BKPAAS_BK_PLUGIN_APIGW_NAME")
+            .or_else(|| var("BK_APIGW_NAME"))
+            .unwrap_or_else(|| app_code.clone());
+        let api_url_tmpl = var("BK_API_URL_TMPL");
+        let (database_url, database_source) = database_url(environment)?;
         Ok(Self {
-            gateway_name: var("BKPAAS_BK_PLUGIN_APIGW_NAME").unwrap_or_else(|| app_code.clone()),
+            callback_host: var("BK_PLUGIN_CALLBACK_HOST").or_else(|| {
+                api_url_tmpl
+                    .as_ref()
+                    .map(|tmpl| tmpl.replace("{api_name}", &gateway_name))
+            }),
+            api_url_tmpl,
+            gateway_name,
             app_code,
             app_secret: var("BKPAAS_APP_SECRET"),
             environment,
-            bind: var("BK_PLUGIN_BIND").unwrap_or_else(|| "0.0.0.0".into()),
+            environment_explicit,
+            bind: var("BK_PLUGIN_BIND").unwrap_or_else(|| {
+                if environment_explicit {
+                    "0.0.0.0"
+                } else {
+                    "127.0.0.1"
+                }
+                .into()
+            }),
             port: parsed("PORT", 5000)?,
-            database_url: database_url(),
+            database_url,
+            database_source,
             time_zone,
             schedule_persistent_days: parsed("SCHEDULE_PERSISTENT_DAYS", 30)?,
-            callback_host: var("BK_PLUGIN_CALLBACK_HOST"),
             stage_name: var("BK_PLUGIN_APIGW_STAGE_NAME")
-                .unwrap_or_else(|| environment.name().to_string()),
+                .or_else(|| var("BK_APIGW_STAGE_NAME"))
+                .unwrap_or_else(|| match environment {
+                    Environment::Stag => "stag".into(),
+                    _ => "prod".into(),
+                }),
+            jwt_exempt: environment == Environment::Stag && flag("BK_APIGW_REQUIRE_EXEMPT", false)?,
+            tls_verify: flag("BK_PLUGIN_CALLBACK_TLS_VERIFY", true)?,
+            tenant_id: var("BKPAAS_APP_TENANT_ID"),
+            public_key_refresh: Duration::from_secs(
+                parsed("BK_PLUGIN_PUBLIC_KEY_REFRESH_SECONDS", 60u64)?.max(1),
+            ),
             callback_secret: var("BK_PLUGIN_CALLBACK_SECRET"),
             callback_token_ttl: Duration::from_secs(parsed(
                 "BK_PLUGIN_CALLBACK_TOKEN_TTL_SECONDS",
@@ -246,6 +318,12 @@ impl Config {
     pub fn is_dev(&self) -> bool {
         self.environment == Environment::Dev
     }
+
+    /// Whether protected routes accept requests without a verified gateway JWT: dev always,
+    /// stag with `BK_APIGW_REQUIRE_EXEMPT`, prod never.
+    pub fn jwt_optional(&self) -> bool {
+        self.is_dev() || self.jwt_exempt
+    }
 }
 
 /// `BK_PLUGIN_LOG_DIR`, else `/app/v3logs`; `off` (or `none`) writes no log file.
@@ -257,23 +335,39 @@ fn log_dir() -> Option<std::path::PathBuf> {
     }
 }
 
-/// `DATABASE_URL`, else the PaaS MySQL add-on (`MYSQL_HOST`, ...), else `./bk_plugin.db`.
-fn database_url() -> String {
+/// `DATABASE_URL`, else the PaaS MySQL add-on (`MYSQL_HOST`, ..., then the legacy
+/// `GCS_MYSQL_HOST`, ...), else in dev only `./bk_plugin.db`. Outside dev with none of these,
+/// an error: each container silently getting its own SQLite file would lose invocations.
+fn database_url(environment: Environment) -> Result<(String, &'static str), String> {
     if let Some(url) = var("DATABASE_URL") {
-        return url;
+        return Ok((url, "DATABASE_URL"));
     }
-    if let Some(host) = var("MYSQL_HOST") {
-        let port = var("MYSQL_PORT").unwrap_or_else(|| "3306".into());
-        let user = var("MYSQL_USER").unwrap_or_else(|| "root".into());
-        let password = var("MYSQL_PASSWORD").unwrap_or_default();
-        let name = var("MYSQL_NAME").unwrap_or_else(|| "bk_plugin".into());
-        return format!(
-            "mysql://{}:{}@{host}:{port}/{name}",
-            encode(&user),
-            encode(&password)
-        );
+    for (prefix, source) in [("MYSQL", "MYSQL_*"), ("GCS_MYSQL", "GCS_MYSQL_*")] {
+        let get = |suffix: &str| var(&format!("{prefix}_{suffix}"));
+        if let Some(host) = get("HOST") {
+            let port = get("PORT").unwrap_or_else(|| "3306".into());
+            let user = get("USER").unwrap_or_else(|| "root".into());
+            let password = get("PASSWORD").unwrap_or_default();
+            let Some(name) = get("NAME") else {
+                return Err(format!(
+                    "{prefix}_HOST is set but {prefix}_NAME (the database name) is not"
+                ));
+            };
+            let url = format!(
+                "mysql://{}:{}@{host}:{port}/{name}",
+                encode(&user),
+                encode(&password)
+            );
+            return Ok((url, source));
+        }
     }
-    "sqlite://bk_plugin.db?mode=rwc".into()
+    if environment == Environment::Dev {
+        return Ok(("sqlite://bk_plugin.db?mode=rwc".into(), "dev default"));
+    }
+    Err(format!(
+        "BKPAAS_ENVIRONMENT={} has no database: enable the MySQL add-on (MYSQL_HOST, MYSQL_PORT, MYSQL_NAME, MYSQL_USER, MYSQL_PASSWORD) or set DATABASE_URL (mysql://, postgres://, or sqlite:// for a single process)",
+        environment.name()
+    ))
 }
 
 /// Percent-encodes a URL userinfo part.
@@ -316,9 +410,15 @@ mod tests {
     }
 
     #[test]
-    fn unknown_environment_names_mean_dev() {
-        assert_eq!(Environment::parse("PROD"), Environment::Prod);
-        assert_eq!(Environment::parse("stag"), Environment::Stag);
-        assert_eq!(Environment::parse(""), Environment::Dev);
+    fn only_the_six_environment_spellings_are_accepted() {
+        assert_eq!(Environment::parse("PROD"), Ok(Environment::Prod));
+        assert_eq!(Environment::parse("production"), Ok(Environment::Prod));
+        assert_eq!(Environment::parse("stag"), Ok(Environment::Stag));
+        assert_eq!(Environment::parse("Staging"), Ok(Environment::Stag));
+        assert_eq!(Environment::parse("dev"), Ok(Environment::Dev));
+        assert_eq!(Environment::parse("development"), Ok(Environment::Dev));
+        for wrong in ["online", "production-eu", "test", ""] {
+            assert!(Environment::parse(wrong).is_err(), "{wrong}");
+        }
     }
 }

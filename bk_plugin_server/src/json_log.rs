@@ -345,11 +345,14 @@ pub fn print_error(json: bool, message: &str) {
     }
 }
 
-/// Whether this process writes JSON lines: `BKPAAS_ENVIRONMENT` is `stag` or `prod` (read
+/// Whether this process writes JSON lines: `BKPAAS_ENVIRONMENT` is `stag` or `prod`, or a
+/// value that is not an environment at all (read
 /// directly, so that it is known before the configuration is).
 pub fn json_mode() -> bool {
     let value = std::env::var("BKPAAS_ENVIRONMENT").unwrap_or_default();
-    crate::config::Environment::parse(&value) != crate::config::Environment::Dev
+    // An unknown name stops the process; its refusal is written as JSON like production's.
+    crate::config::Environment::parse(&value)
+        .map_or(!value.trim().is_empty(), |env| env != crate::config::Environment::Dev)
 }
 
 /// Logs every panic as one event (target [`PANIC_TARGET`], level ERROR, shown as `CRITICAL`)

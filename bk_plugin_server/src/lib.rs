@@ -15,11 +15,14 @@
 //! runs invocations from the command line (`invoke`). See `--help`.
 
 pub mod api;
+pub mod apigw;
 pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod error;
+pub mod http_client;
 pub mod inspect;
 pub mod json_log;
 mod jwt_cache;

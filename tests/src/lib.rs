@@ -5,6 +5,7 @@
 //! server URL whose user may create databases) and skip with a printed reason when unset.
 
 pub mod browser;
+pub mod fake_http;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -55,11 +55,25 @@ async fn prod_plugin(db: &TestDb, extra: &[(&str, &str)]) -> Plugin {
     let mut launch = Launch::serve()
         .env("BKPAAS_ENVIRONMENT", "prod")
         .env("BKPAAS_APP_SECRET", "a-long-random-app-secret")
+        .env(
+            "BK_PLUGIN_CALLBACK_HOST",
+            "http://gateway.invalid/api/bkp-fixtures",
+        )
         .env("APIGW_PUBLIC_KEY_FILE", &key_path("gateway.pub"));
     for (key, value) in extra {
         launch = launch.env(key, value);
     }
     Plugin::launch(db, launch).await
+}
+
+/// The plugin's own path for a callback URL issued for the gateway (the test plays the gateway).
+fn through_gateway(callback_url: &str) -> String {
+    let token = callback_url
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    format!("/bk_plugin/callback/{token}/")
 }
 
 async fn sqlite() -> TestDb {
@@ -240,10 +254,11 @@ async fn callback_and_dispatch_and_data_apis_require_the_jwt_in_production() {
     assert_eq!(status, 401);
     let good = token("bk_sops");
     let (_, waiting) = invoke_with(&plugin, "1.2.0", &[("X-Bkapi-JWT", &good)]).await;
-    let url = waiting["data"]["outputs"]["callback_url"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let url = through_gateway(
+        waiting["data"]["outputs"]["callback_url"]
+            .as_str()
+            .unwrap_or_default(),
+    );
     let (status, _) = plugin.post(&url, &json!({"x": 1})).await;
     assert_eq!(status, 401, "a callback without the gateway JWT is refused");
     let (status, body) = post_as_gateway(&plugin, &url, "{}".into(), &good).await;
@@ -350,7 +365,12 @@ async fn start_up_refuses_bad_allow_scope_and_production_without_a_gateway_key()
     migrate(&db);
     let (ok, stderr) = run_fixture(
         &["serve"],
-        &[("DATABASE_URL", &db.url), ("BKPAAS_ENVIRONMENT", "prod")],
+        &[
+            ("DATABASE_URL", &db.url),
+            ("BKPAAS_ENVIRONMENT", "prod"),
+            ("BKPAAS_APP_ID", "bkp-fixtures"),
+            ("BKPAAS_APP_SECRET", "a-long-random-app-secret"),
+        ],
     );
     assert!(!ok);
     assert!(stderr.contains("APIGW_PUBLIC_KEY"), "{stderr}");
@@ -375,18 +395,22 @@ async fn production_refuses_an_unmigrated_database_and_says_what_to_run() {
 }
 
 #[tokio::test]
-async fn production_without_a_secret_issues_no_callback_tokens() {
+async fn production_without_a_secret_refuses_to_start_rather_than_issue_no_callback_tokens() {
     let db = sqlite().await;
     migrate(&db);
-    let launch = Launch::serve()
-        .env("BKPAAS_ENVIRONMENT", "prod")
-        .env("APIGW_PUBLIC_KEY_FILE", &key_path("gateway.pub"));
-    let plugin = Plugin::launch(&db, launch).await;
-    let good = token("bk_sops");
-    let (_, body) = invoke_with(&plugin, "1.2.0", &[("X-Bkapi-JWT", &good)]).await;
-    assert_eq!(body["data"]["state"], json!(5));
-    let err = body["data"]["err"].as_str().unwrap_or_default();
-    assert!(err.contains("no callback secret"), "{err}");
+    let (ok, stderr) = run_fixture(
+        &["serve"],
+        &[
+            ("DATABASE_URL", &db.url),
+            ("BKPAAS_ENVIRONMENT", "prod"),
+            ("APIGW_PUBLIC_KEY_FILE", &key_path("gateway.pub")),
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("secrets") && stderr.contains("BKPAAS_APP_SECRET"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -413,10 +437,11 @@ async fn secrets_and_tokens_never_reach_the_log() {
     let plugin = prod_plugin(&db, &[("BK_PLUGIN_LOG_LEVEL", "debug")]).await;
     let good = token("bk_sops");
     let (_, waiting) = invoke_with(&plugin, "1.2.0", &[("X-Bkapi-JWT", &good)]).await;
-    let url = waiting["data"]["outputs"]["callback_url"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let url = through_gateway(
+        waiting["data"]["outputs"]["callback_url"]
+            .as_str()
+            .unwrap_or_default(),
+    );
     let callback_token = url
         .trim_end_matches('/')
         .rsplit('/')

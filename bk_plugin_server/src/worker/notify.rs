@@ -42,11 +42,10 @@ const HOST_BUSY_RETRY_MS: i64 = 500;
 type Hosts = Arc<Mutex<HashMap<String, Arc<Semaphore>>>>;
 
 /// The outbound client for finish callbacks: no redirects (a caller-chosen URL must not bounce
-/// the POST elsewhere), [`TIMEOUT`] per attempt.
-pub(super) fn client() -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(TIMEOUT)
+/// the POST elsewhere), [`TIMEOUT`] per attempt, TLS as `http_client` sets it up
+/// (`BK_PLUGIN_CALLBACK_TLS_VERIFY`).
+pub(super) fn client(tls_verify: bool) -> reqwest::Result<reqwest::Client> {
+    crate::http_client::builder(tls_verify, TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .build()
 }
@@ -56,7 +55,7 @@ pub(super) async fn notify_loop(
     owner: String,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let client = match client() {
+    let client = match client(state.config.tls_verify) {
         Ok(client) => client,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the HTTP client; finish callbacks are off");
@@ -227,7 +226,7 @@ async fn post(client: &reqwest::Client, url: reqwest::Url, data: &Value) -> Resu
         .json(data)
         .send()
         .await
-        .map_err(|e| e.without_url().to_string())?;
+        .map_err(|e| crate::apigw::manager::error_chain(&e.without_url()))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("answered HTTP {status}"));

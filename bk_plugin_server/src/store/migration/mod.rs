@@ -7,6 +7,7 @@ mod m20261125_000002_create_callback;
 mod m20261125_000003_create_log;
 mod m20261126_000010_wide_text_columns;
 mod m20261126_000011_live_indexes;
+mod m20261126_000020_create_apigw_context;
 mod m20261126_000040_index_schedule_created;
 
 /// Every migration, in order.
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000040_index_schedule_created::Migration),
             Box::new(m20261126_000010_wide_text_columns::Migration),
             Box::new(m20261126_000011_live_indexes::Migration),
+            Box::new(m20261126_000020_create_apigw_context::Migration),
         ]
     }
 
