@@ -161,9 +161,10 @@ where
             serve(config, registry, meta, apis, worker, capture)
         }
         Command::Worker => block_on(async move {
+            let signal = shutdown_signal();
             let state = connect_state(config, registry, meta, apis, false, capture, false).await?;
             let handle = crate::worker::start(state);
-            wait_for_signal().await;
+            signal.await;
             handle.shutdown().await;
             Ok(())
         }),
@@ -296,6 +297,7 @@ fn serve(
 ) -> anyhow::Result<()> {
     let rt = runtime()?;
     actix_web::rt::System::with_tokio_rt(move || rt).block_on(async move {
+        let signal = shutdown_signal();
         let bind = (config.bind.clone(), config.port);
         let state = connect_state(config, registry, meta, apis, false, capture, true).await?;
         let worker = embedded_worker.then(|| crate::worker::start(state.clone()));
@@ -321,7 +323,7 @@ fn serve(
         // claiming and lets its in-flight steps finish.
         let handle = server.handle();
         let stop = async move {
-            wait_for_signal().await;
+            signal.await;
             tracing::info!("shutting down");
             let stop_worker = async move {
                 if let Some(worker) = worker {
@@ -336,24 +338,21 @@ fn serve(
     })
 }
 
-async fn wait_for_signal() {
+/// Resolves on SIGTERM or SIGINT. The SIGTERM handler is installed when this is called, not when
+/// it is first awaited, so a signal that arrives while the process is still connecting (a TLS
+/// handshake with the database can take a moment) stops it cleanly instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
