@@ -351,8 +351,9 @@ pub fn print_error(json: bool, message: &str) {
 pub fn json_mode() -> bool {
     let value = std::env::var("BKPAAS_ENVIRONMENT").unwrap_or_default();
     // An unknown name stops the process; its refusal is written as JSON like production's.
-    crate::config::Environment::parse(&value)
-        .map_or(!value.trim().is_empty(), |env| env != crate::config::Environment::Dev)
+    crate::config::Environment::parse(&value).map_or(!value.trim().is_empty(), |env| {
+        env != crate::config::Environment::Dev
+    })
 }
 
 /// Logs every panic as one event (target [`PANIC_TARGET`], level ERROR, shown as `CRITICAL`)
