@@ -101,7 +101,9 @@ fn run(args: &[&str], env: &[(String, String)]) -> (bool, String, String) {
     command
         .args(args)
         .current_dir(&dir.0)
-        .env("PORT", free_port().to_string());
+        .env("PORT", free_port().to_string())
+        // stag/prod write a log file; keep it in the test's own directory.
+        .env("BK_PLUGIN_LOG_DIR", dir.0.join("v3logs"));
     for (key, value) in env {
         command.env(key, value);
     }
