@@ -171,7 +171,12 @@ where
         Command::Migrate => block_on(async move {
             let store = Store::connect(&config.database_url, 2).await?;
             store.migrate().await?;
-            println!("database is up to date");
+            if config.is_dev() {
+                println!("database is up to date");
+            } else {
+                // The pre-release hook's output is collected like the processes': JSON there too.
+                tracing::info!("database is up to date");
+            }
             Ok(())
         }),
         Command::Invoke {

@@ -266,3 +266,29 @@ async fn production_start_up_failures_and_command_line_errors_are_json_lines() {
         );
     }
 }
+
+#[tokio::test]
+async fn production_migrate_reports_in_json_lines_too() {
+    let db = TestDb::new(Backend::Sqlite)
+        .await
+        .unwrap_or_else(|| panic!("SQLite is always available"));
+    let dir = TempDir::new("bkp-migrate-logs");
+    let output = std::process::Command::new(bkp_blackbox_tests::fixture_binary())
+        .arg("migrate")
+        .current_dir(&dir.0)
+        .env("DATABASE_URL", &db.url)
+        .env("BKPAAS_ENVIRONMENT", "prod")
+        .env("BK_PLUGIN_LOG_DIR", dir.0.join("v3logs"))
+        .output()
+        .unwrap_or_else(|e| panic!("migrate: {e}"));
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines = json_lines(&stdout, "stdout");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == json!("database is up to date")),
+        "{stdout}"
+    );
+    assert!(json_lines(&String::from_utf8_lossy(&output.stderr), "stderr").is_empty());
+}
