@@ -123,6 +123,10 @@ pub struct Config {
     pub max_state_bytes: usize,
     /// `BK_PLUGIN_WORKER_CONCURRENCY` (default 256): steps one worker runs at once.
     pub worker_concurrency: usize,
+    /// `BK_PLUGIN_WORKER_MEMORY_MB` (default 1024, at least 1): the most stored invocation
+    /// text (inputs, context, storage, outputs, err) one worker holds at once; a claim takes
+    /// only as many rows as would fit were each as large as the size limits allow.
+    pub worker_memory_mb: usize,
     /// `BK_PLUGIN_WORKER_POLL_MS` (default 200): how often an idle worker looks for work that
     /// other processes created.
     pub worker_poll_interval: Duration,
@@ -288,6 +292,7 @@ impl Config {
             max_body_bytes: parsed("BK_PLUGIN_MAX_BODY_BYTES", 10 * 1024 * 1024)?,
             max_state_bytes: parsed("BK_PLUGIN_MAX_STATE_BYTES", 4 * 1024 * 1024)?,
             worker_concurrency: parsed("BK_PLUGIN_WORKER_CONCURRENCY", 256usize)?.max(1),
+            worker_memory_mb: parsed("BK_PLUGIN_WORKER_MEMORY_MB", 1024usize)?.max(1),
             worker_poll_interval: Duration::from_millis(
                 parsed("BK_PLUGIN_WORKER_POLL_MS", 200u64)?.max(10),
             ),

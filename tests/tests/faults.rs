@@ -799,3 +799,44 @@ async fn a_worker_whose_clock_is_20_s_ahead_does_not_take_a_live_lease(db: &Test
         + count(&ahead.log_text(), "blocking step started");
     assert_eq!(runs, 1, "{}", ahead.log_text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_holds_no_more_stored_invocations_than_its_memory_budget() {
+    let db = sqlite().await;
+    let limits = |launch: Launch| {
+        launch
+            .binary("bkp-faults")
+            .env("BK_PLUGIN_MAX_BODY_BYTES", "1048576")
+            .env("BK_PLUGIN_MAX_STATE_BYTES", "1048576")
+    };
+    let web = Plugin::launch(&db, limits(Launch::web_only())).await;
+    let pad = "x".repeat(700_000);
+    for _ in 0..6 {
+        let (_, body) = web
+            .invoke("2.0.0", json!({"block_ms": 1500, "pad": pad}), json!({}))
+            .await;
+        assert_eq!(body["data"]["state"], json!(2), "{body}");
+    }
+    // 3 MiB: room for one row as large as the limits allow (2 MiB), or for two of these.
+    let worker = Plugin::launch(
+        &db,
+        limits(Launch::worker())
+            .env("BK_PLUGIN_WORKER_MEMORY_MB", "3")
+            .env("TOKIO_WORKER_THREADS", "8"),
+    )
+    .await;
+    wait_for("not all ran", Duration::from_secs(60), || {
+        count(&worker.log_text(), "blocking step ended") == 6
+    })
+    .await;
+    let (mut now, mut most) = (0i32, 0i32);
+    for line in worker.log_text().lines() {
+        if line.contains("blocking step started") {
+            now += 1;
+            most = most.max(now);
+        } else if line.contains("blocking step ended") {
+            now -= 1;
+        }
+    }
+    assert_eq!(most, 2, "{}", worker.log_text());
+}

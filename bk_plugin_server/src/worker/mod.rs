@@ -16,7 +16,7 @@ mod versions;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::app::AppState;
 use crate::store::now_ms;
@@ -76,8 +76,19 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
     // Only the versions this binary has: during a rolling deploy, rows of other versions are
     // left for workers that have them (see versions.rs for the grace period).
     let known = known_versions(&state);
+    let memory = Memory::new(&state.config);
     while !*stopped.borrow() {
-        let free = slots.available_permits();
+        // Claim no more rows than fit in the memory budget even if each were as large as
+        // the limits allow; once claimed, each row holds only its actual size.
+        let fits = memory.rows_that_fit();
+        if fits == 0 {
+            tokio::select! {
+                _ = memory.wait_for_one_row() => {}
+                _ = stopped.changed() => {}
+            }
+            continue;
+        }
+        let free = slots.available_permits().min(fits);
         if free == 0 {
             // Wait for a step to finish (or a stop signal) before claiming more.
             tokio::select! {
@@ -108,6 +119,7 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
         };
         let full_batch = rows.len() == free;
         for row in rows {
+            let held = memory.hold(&row).await;
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
@@ -115,6 +127,7 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
             tokio::spawn(async move {
                 step::run_claimed(&state, &keeper, &token, row).await;
                 drop(permit);
+                drop(held);
             });
         }
         if full_batch {
@@ -147,6 +160,60 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
         Err(_) => tracing::warn!(
             "worker stopped with steps still running; their leases expire and another worker re-runs them"
         ),
+    }
+}
+
+/// The bytes of stored invocations one worker holds at once: at most
+/// `BK_PLUGIN_WORKER_MEMORY_MB`, counted in KiB of stored text (inputs, context, storage,
+/// outputs, err).
+#[derive(Debug, Clone)]
+struct Memory {
+    budget: Arc<Semaphore>,
+    total_kib: u32,
+    /// The largest a row can be under the configured limits.
+    row_kib: u32,
+}
+
+impl Memory {
+    fn new(config: &crate::config::Config) -> Self {
+        let total_kib = u32::try_from(config.worker_memory_mb.saturating_mul(1024))
+            .unwrap_or(u32::MAX / 2)
+            .clamp(1, Semaphore::MAX_PERMITS as u32);
+        let largest = config.max_body_bytes + config.max_state_bytes + crate::store::MAX_ERR_BYTES;
+        let row_kib = u32::try_from(largest / 1024 + 1)
+            .unwrap_or(u32::MAX)
+            .min(total_kib);
+        Self {
+            budget: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+            row_kib,
+        }
+    }
+
+    fn rows_that_fit(&self) -> usize {
+        self.budget.available_permits() / self.row_kib as usize
+    }
+
+    async fn wait_for_one_row(&self) {
+        if let Ok(permits) = self.budget.acquire_many(self.row_kib).await {
+            drop(permits);
+        }
+    }
+
+    /// Holds `row`'s actual size until dropped (all of the budget for a row larger than it).
+    async fn hold(
+        &self,
+        row: &crate::store::entity::schedule::Model,
+    ) -> Option<OwnedSemaphorePermit> {
+        let bytes = row.inputs.len()
+            + row.context.len()
+            + row.storage.len()
+            + row.outputs.len()
+            + row.error.as_ref().map_or(0, String::len);
+        let kib = u32::try_from(bytes / 1024 + 1)
+            .unwrap_or(u32::MAX)
+            .min(self.total_kib);
+        self.budget.clone().acquire_many_owned(kib).await.ok()
     }
 }
 
