@@ -184,6 +184,17 @@ pub fn migrate(db: &TestDb) {
 
 /// Runs the fixture binary with `args` and `env` to completion; returns (success, stderr).
 pub fn run_fixture(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let (success, _, stderr) = run_fixture_output(args, env);
+    (success, stderr)
+}
+
+/// Runs the fixture binary with `args` and `env` to completion in a temporary directory (its
+/// log files stay there); returns (success, stdout, stderr).
+pub fn run_fixture_output<K, V>(args: &[&str], env: &[(K, V)]) -> (bool, String, String)
+where
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
     let dir = TempDir::new("bkp-run");
     let mut command = Command::new(fixture_binary());
     command
@@ -197,6 +208,7 @@ pub fn run_fixture(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let output = command.output().unwrap_or_else(|e| panic!("run: {e}"));
     (
         output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
         String::from_utf8_lossy(&output.stderr).to_string(),
     )
 }

@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bkp_blackbox_tests::fake_http::{FakeServer, Recorded, Responder};
-use bkp_blackbox_tests::{
-    Backend, Launch, Plugin, TempDir, TestDb, fixture_binary, free_port, migrate, on_every_backend,
-};
+use bkp_blackbox_tests::{Backend, Launch, Plugin, TempDir, TestDb, migrate, on_every_backend};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
@@ -96,23 +94,7 @@ fn paas_env(db: &TestDb, manager: &FakeServer) -> Vec<(String, String)> {
 
 /// Runs the fixture binary to completion: (success, stdout, stderr).
 fn run(args: &[&str], env: &[(String, String)]) -> (bool, String, String) {
-    let dir = TempDir::new("bkp-deploy");
-    let mut command = Command::new(fixture_binary());
-    command
-        .args(args)
-        .current_dir(&dir.0)
-        .env("PORT", free_port().to_string())
-        // stag/prod write a log file; keep it in the test's own directory.
-        .env("BK_PLUGIN_LOG_DIR", dir.0.join("v3logs"));
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let output = command.output().unwrap_or_else(|e| panic!("run: {e}"));
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).to_string(),
-        String::from_utf8_lossy(&output.stderr).to_string(),
-    )
+    bkp_blackbox_tests::run_fixture_output(args, env)
 }
 
 fn with(env: &[(String, String)], extra: &[(&str, &str)]) -> Vec<(String, String)> {
