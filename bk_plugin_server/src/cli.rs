@@ -1,20 +1,18 @@
 //! The command line of a plugin binary: `serve` (default), `worker`, `migrate`, `versions`,
 //! `detail`, `invoke`, `schedule`, `schedules`, `logs`, `version`, `openapi`, and the deployment
-//! commands `sync-apigw`, `fetch-apigw-public-key` and `check` (in `deploy`).
+//! commands `sync-apigw`, `fetch-apigw-public-key` and `check` (in `deploy`). This module
+//! parses the arguments and hands each command to the module that does it: `bootstrap`
+//! (runtime, database, shared state, signals), `serve`, `local_invoke`, `inspect`, `deploy`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{App, HttpServer, web};
 use anyhow::{Context as _, bail};
-use bk_plugin_core::executor::StepInput;
-use bk_plugin_core::{PluginMeta, Registry, State};
+use bk_plugin_core::{PluginMeta, Registry};
 use clap::{Parser, Subcommand};
-use serde_json::{Value, json};
 
-use crate::app::{AppState, Parked, new_trace_id};
+use crate::bootstrap::{Connect, block_on, connect_state, shutdown_signal};
 use crate::config::Config;
-use crate::logging::LogCapture;
 use crate::plugin_api::PluginApis;
 use crate::store::Store;
 
@@ -96,7 +94,7 @@ enum Command {
 }
 
 /// Parses `args` and runs the command.
-pub fn main<I, T>(meta: PluginMeta, apis: PluginApis, args: I) -> anyhow::Result<()>
+pub(crate) fn main<I, T>(meta: PluginMeta, apis: PluginApis, args: I) -> anyhow::Result<()>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -158,11 +156,12 @@ where
                 config.port = port;
             }
             let worker = config.embedded_worker && !no_worker;
-            serve(config, registry, meta, apis, worker, capture)
+            crate::serve::serve(config, registry, meta, apis, worker, capture)
         }
         Command::Worker => block_on(async move {
             let signal = shutdown_signal();
-            let state = connect_state(config, registry, meta, apis, false, capture, false).await?;
+            let (state, _) =
+                connect_state(config, registry, meta, apis, capture, Connect::Worker).await?;
             let handle = crate::worker::start(state);
             signal.await;
             handle.shutdown().await;
@@ -185,8 +184,9 @@ where
             context,
             timeout,
         } => block_on(async move {
-            let state = connect_state(config, registry, meta, apis, false, capture, false).await?;
-            invoke_and_follow(
+            let (state, _) =
+                connect_state(config, registry, meta, apis, capture, Connect::Worker).await?;
+            crate::local_invoke::invoke_and_follow(
                 state,
                 &version,
                 &inputs,
@@ -212,248 +212,5 @@ where
             block_on(crate::deploy::fetch_public_key(config, print))
         }
         Command::Check => block_on(crate::deploy::check(config, registry)),
-    }
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
-}
-
-fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
-    runtime()?.block_on(f)
-}
-
-/// Connects and migrates (dev, or `migrate_always`) or checks that the schema is current.
-async fn connect_state(
-    config: Config,
-    registry: Arc<Registry>,
-    meta: PluginMeta,
-    apis: PluginApis,
-    migrate_always: bool,
-    capture: Option<LogCapture>,
-    serves_http: bool,
-) -> anyhow::Result<Arc<AppState>> {
-    let store = Store::connect(&config.database_url, config.db_max_connections)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot connect to the database {}",
-                redact(&config.database_url)
-            )
-        })?;
-    if config.is_dev() || migrate_always {
-        store.migrate().await.context("migrating the database")?;
-    } else {
-        let pending = store.pending_migrations().await?;
-        if !pending.is_empty() {
-            bail!(
-                "the database is not migrated ({} pending: {}): run `{} migrate` first (the pre-release hook does this on PaaS)",
-                pending.len(),
-                pending.join(", "),
-                std::env::args().next().unwrap_or_else(|| "plugin".into())
-            );
-        }
-    }
-    crate::deploy::enforce(&crate::deploy::static_items(&config, &registry))?;
-    let key = if serves_http {
-        crate::deploy::gateway_key(&config, &store).await?
-    } else {
-        None
-    };
-    if let Some(capture) = capture {
-        crate::logging::spawn_writer(store.clone(), capture);
-    }
-    let (found, verifier) = key.unzip();
-    let state = Arc::new(AppState::new(
-        registry,
-        store,
-        Arc::new(config),
-        Arc::new(meta),
-        apis,
-        verifier,
-    ));
-    if let Some(found) = found {
-        crate::apigw::public_key::spawn_refresh(state.clone(), found);
-    }
-    Ok(state)
-}
-
-/// A database URL with its password hidden, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
-}
-
-fn serve(
-    config: Config,
-    registry: Arc<Registry>,
-    meta: PluginMeta,
-    apis: PluginApis,
-    embedded_worker: bool,
-    capture: Option<LogCapture>,
-) -> anyhow::Result<()> {
-    let rt = runtime()?;
-    actix_web::rt::System::with_tokio_rt(move || rt).block_on(async move {
-        let signal = shutdown_signal();
-        let bind = (config.bind.clone(), config.port);
-        let state = connect_state(config, registry, meta, apis, false, capture, true).await?;
-        let worker = embedded_worker.then(|| crate::worker::start(state.clone()));
-        let data = web::Data::from(state.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .wrap(actix_web::middleware::from_fn(crate::api::observe_http))
-                .configure(crate::api::configure)
-        })
-        .disable_signals()
-        .shutdown_timeout(25)
-        .bind(bind.clone())
-        .with_context(|| format!("cannot listen on {}:{}", bind.0, bind.1))?
-        .run();
-        tracing::info!(
-            address = %format!("{}:{}", bind.0, bind.1),
-            versions = ?state.registry.version_names(),
-            worker = embedded_worker,
-            "plugin server listening"
-        );
-        // One signal stops both at once: HTTP drains its connections while the worker stops
-        // claiming and lets its in-flight steps finish.
-        let handle = server.handle();
-        let stop = async move {
-            signal.await;
-            tracing::info!("shutting down");
-            let stop_worker = async move {
-                if let Some(worker) = worker {
-                    worker.shutdown().await;
-                }
-            };
-            tokio::join!(handle.stop(true), stop_worker);
-        };
-        let (served, ()) = tokio::join!(server, stop);
-        served?;
-        Ok(())
-    })
-}
-
-/// Resolves on SIGTERM or SIGINT. The SIGTERM handler is installed when this is called, not when
-/// it is first awaited, so a signal that arrives while the process is still connecting (a TLS
-/// handshake with the database can take a moment) stops it cleanly instead of killing it.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    async move {
-        #[cfg(unix)]
-        if let Some(mut term) = term {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-async fn invoke_and_follow(
-    state: Arc<AppState>,
-    version_name: &str,
-    inputs: &str,
-    context: &str,
-    timeout: Duration,
-) -> anyhow::Result<()> {
-    let version = state
-        .registry
-        .get(version_name)
-        .with_context(|| format!("no plugin version {version_name}"))?;
-    let inputs: Value = serde_json::from_str(inputs).context("--inputs is not valid JSON")?;
-    let context: Value = serde_json::from_str(context).context("--context is not valid JSON")?;
-    let trace_id = new_trace_id();
-    let outcome = version
-        .run(
-            StepInput::first(trace_id.clone(), inputs.clone(), context.clone()),
-            state.issuer.clone(),
-        )
-        .await;
-    println!("trace_id: {trace_id}");
-    match state
-        .park(version_name, &trace_id, &inputs, &context, &outcome)
-        .await?
-    {
-        Parked::Stored => {}
-        Parked::NotWaiting => {
-            let err = outcome.err().map(str::to_string);
-            print_result(
-                outcome.state(),
-                &Value::Object(outcome.outputs),
-                err.as_deref(),
-            );
-            return Ok(());
-        }
-        Parked::Refused(err) => {
-            print_result(State::Fail, &Value::Null, Some(&err));
-            return Ok(());
-        }
-    }
-    println!(
-        "state: {} ({}), following it to its end",
-        outcome.state().as_i32(),
-        outcome.state()
-    );
-    if outcome.state() == State::Callback {
-        println!("outputs so far: {}", Value::Object(outcome.outputs.clone()));
-    }
-    let worker = crate::worker::start(state.clone());
-    let started = std::time::Instant::now();
-    let result = loop {
-        if let Some(row) = state.store.get(&trace_id).await? {
-            let row_state = State::from_i32(row.state).unwrap_or(State::Fail);
-            if row_state.is_terminal() {
-                let outputs: Value = serde_json::from_str(&row.outputs).unwrap_or(Value::Null);
-                print_result(row_state, &outputs, row.error.as_deref());
-                break Ok(());
-            }
-        }
-        if started.elapsed() > timeout {
-            break Err(anyhow::anyhow!(
-                "gave up after {}s; the invocation is still waiting (trace_id {trace_id})",
-                timeout.as_secs()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    worker.shutdown().await;
-    result
-}
-
-fn print_result(state: State, outputs: &Value, err: Option<&str>) {
-    let result = json!({"state": state.as_i32(), "state_name": state.name(), "outputs": outputs, "err": err});
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&result).unwrap_or_default()
-    );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn database_passwords_are_hidden_in_messages() {
-        assert_eq!(
-            redact("mysql://root:s3cret@db:3306/x"),
-            "mysql://root:***@db:3306/x"
-        );
-        assert_eq!(
-            redact("sqlite://bk_plugin.db?mode=rwc"),
-            "sqlite://bk_plugin.db?mode=rwc"
-        );
     }
 }

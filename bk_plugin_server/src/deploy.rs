@@ -16,7 +16,7 @@ use crate::store::Store;
 
 /// How an item stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     /// Configured.
     Ok,
     /// Works, but not as it should in production.
@@ -27,7 +27,7 @@ pub enum Status {
 
 /// One checked item.
 #[derive(Debug, Clone)]
-pub struct Item {
+pub(crate) struct Item {
     /// OK, WARN or MISSING.
     pub status: Status,
     /// What was checked.
@@ -67,7 +67,7 @@ fn declares_callbacks(registry: &Registry) -> bool {
 
 /// The items that need neither the database nor the network: environment, listen address,
 /// secrets, gateway name, callback host, gateway manager address, outbound TLS.
-pub fn static_items(config: &Config, registry: &Registry) -> Vec<Item> {
+pub(crate) fn static_items(config: &Config, registry: &Registry) -> Vec<Item> {
     let dev = config.is_dev();
     let mut items = vec![Item::new(
         Status::Ok,
@@ -83,24 +83,19 @@ pub fn static_items(config: &Config, registry: &Registry) -> Vec<Item> {
         "listen address",
         format!("{}:{}", config.bind, config.port),
     ));
-    items.push(
-        match std::env::var("BKPAAS_APP_ID")
-            .ok()
-            .filter(|v| !v.is_empty())
-        {
-            Some(code) => Item::new(Status::Ok, "app code", format!("{code} (BKPAAS_APP_ID)")),
-            None if dev => Item::new(
-                Status::Warn,
-                "app code",
-                "BKPAAS_APP_ID is not set; using bk-plugin",
-            ),
-            None => Item::new(
-                Status::Missing,
-                "app code",
-                "set BKPAAS_APP_ID (PaaS injects it)",
-            ),
-        },
-    );
+    items.push(match crate::config::var("BKPAAS_APP_ID") {
+        Some(code) => Item::new(Status::Ok, "app code", format!("{code} (BKPAAS_APP_ID)")),
+        None if dev => Item::new(
+            Status::Warn,
+            "app code",
+            "BKPAAS_APP_ID is not set; using bk-plugin",
+        ),
+        None => Item::new(
+            Status::Missing,
+            "app code",
+            "set BKPAAS_APP_ID (PaaS injects it)",
+        ),
+    });
     let secret = config.callback_secret.is_some() || config.app_secret.is_some();
     items.push(match (secret, dev) {
         (true, _) => Item::new(
@@ -185,7 +180,7 @@ pub fn static_items(config: &Config, registry: &Registry) -> Vec<Item> {
 }
 
 /// Logs `items` and fails naming every blocker.
-pub fn enforce(items: &[Item]) -> anyhow::Result<()> {
+pub(crate) fn enforce(items: &[Item]) -> anyhow::Result<()> {
     let mut blockers = vec![];
     for item in items {
         match item.status {
@@ -197,7 +192,7 @@ pub fn enforce(items: &[Item]) -> anyhow::Result<()> {
     if !blockers.is_empty() {
         bail!(
             "refusing to start in {}: {}",
-            std::env::var("BKPAAS_ENVIRONMENT").unwrap_or_else(|_| "this environment".into()),
+            crate::config::var("BKPAAS_ENVIRONMENT").unwrap_or_else(|| "this environment".into()),
             blockers.join("; ")
         );
     }
@@ -207,7 +202,7 @@ pub fn enforce(items: &[Item]) -> anyhow::Result<()> {
 /// The gateway public key `serve` verifies JWTs with, and a verifier for it. Outside dev
 /// (unless stag with `BK_APIGW_REQUIRE_EXEMPT`) a key is required: when none is configured or
 /// stored, it is fetched once from the gateway manager and stored.
-pub async fn gateway_key(
+pub(crate) async fn gateway_key(
     config: &Config,
     store: &Store,
 ) -> anyhow::Result<Option<(FoundKey, GatewayVerifier)>> {
@@ -255,7 +250,7 @@ async fn migrated_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 /// `fetch-apigw-public-key`: fetches the gateway's public key and stores it in the database.
-pub async fn fetch_public_key(config: Config, print: bool) -> anyhow::Result<()> {
+pub(crate) async fn fetch_public_key(config: Config, print: bool) -> anyhow::Result<()> {
     let store = migrated_store(&config).await?;
     let pem = public_key::fetch_and_store(&config, &store).await?;
     if print {
@@ -269,7 +264,7 @@ pub async fn fetch_public_key(config: Config, print: bool) -> anyhow::Result<()>
 }
 
 /// `sync-apigw`: registers the gateway (see `apigw::sync`).
-pub async fn sync_apigw(
+pub(crate) async fn sync_apigw(
     config: Config,
     description: String,
     force: bool,
@@ -308,7 +303,7 @@ pub async fn sync_apigw(
 }
 
 /// `check`: prints every item and fails when any is missing.
-pub async fn check(config: Config, registry: Arc<Registry>) -> anyhow::Result<()> {
+pub(crate) async fn check(config: Config, registry: Arc<Registry>) -> anyhow::Result<()> {
     let mut items = static_items(&config, &registry);
     let store = match Store::connect(&config.database_url, 2).await {
         Ok(store) => match store.pending_migrations().await {
@@ -354,7 +349,7 @@ pub async fn check(config: Config, registry: Arc<Registry>) -> anyhow::Result<()
             None
         }
     };
-    let key = match public_key::from_env() {
+    let key = match public_key::from_env(&config) {
         Err(e) => Item::new(Status::Missing, "public key", e.to_string()),
         Ok(Some(found)) => key_item(&config, &found),
         Ok(None) => {

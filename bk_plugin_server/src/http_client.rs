@@ -7,7 +7,7 @@ use std::time::Duration;
 /// overall `timeout`, and TLS certificate verification unless `tls_verify` is false
 /// (`BK_PLUGIN_CALLBACK_TLS_VERIFY=false`, for internal hosts with self-signed certificates).
 /// Callers add their own policies (redirects, body limits) before `build()`.
-pub fn builder(tls_verify: bool, timeout: Duration) -> reqwest::ClientBuilder {
+pub(crate) fn builder(tls_verify: bool, timeout: Duration) -> reqwest::ClientBuilder {
     let builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(timeout);

@@ -7,20 +7,19 @@
 use std::fmt::Write as _;
 
 use anyhow::{Context as _, bail};
-use bk_plugin_core::State;
 use chrono::TimeZone as _;
 use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::store::entity::{callback, schedule};
-use crate::store::{ScheduleFilter, ScheduleSummary, Store, notify};
+use crate::store::{JsonText, NotifyState, ScheduleFilter, ScheduleSummary, Store, StoredState};
 
 /// The longest `err` a `schedules` table line shows before cutting it with `…`.
 const ERR_WIDTH: usize = 60;
 
 /// `schedule <trace_id>`.
 #[derive(Debug, clap::Args)]
-pub struct ScheduleArgs {
+pub(crate) struct ScheduleArgs {
     /// The invocation's trace id.
     trace_id: String,
     /// Print one JSON object instead of text.
@@ -30,7 +29,7 @@ pub struct ScheduleArgs {
 
 /// `schedules [--state] [--version] [--since] [--limit]`.
 #[derive(Debug, clap::Args)]
-pub struct SchedulesArgs {
+pub(crate) struct SchedulesArgs {
     /// Only these states: POLL, CALLBACK, SUCCESS, FAIL (any case, or 2-5), `waiting`
     /// (POLL and CALLBACK) or `finished` (SUCCESS and FAIL); repeat or separate with commas.
     #[arg(long, value_delimiter = ',')]
@@ -52,7 +51,7 @@ pub struct SchedulesArgs {
 
 /// `logs <trace_id>`.
 #[derive(Debug, clap::Args)]
-pub struct LogsArgs {
+pub(crate) struct LogsArgs {
     /// The invocation's trace id.
     trace_id: String,
     /// Print `{"trace_id": ..., "lines": [...]}` instead of the lines.
@@ -61,7 +60,7 @@ pub struct LogsArgs {
 }
 
 /// Prints one stored invocation; fails when there is none with that trace id.
-pub fn schedule(config: &Config, args: ScheduleArgs) -> anyhow::Result<()> {
+pub(crate) fn schedule(config: &Config, args: ScheduleArgs) -> anyhow::Result<()> {
     let zone = config.time_zone;
     let (row, callbacks) = run(async {
         let store = open(config).await?;
@@ -91,7 +90,7 @@ pub fn schedule(config: &Config, args: ScheduleArgs) -> anyhow::Result<()> {
 }
 
 /// Prints the invocations that match, newest first.
-pub fn schedules(config: &Config, args: SchedulesArgs) -> anyhow::Result<()> {
+pub(crate) fn schedules(config: &Config, args: SchedulesArgs) -> anyhow::Result<()> {
     let zone = config.time_zone;
     let filter = ScheduleFilter {
         states: parse_states(&args.state)?,
@@ -117,7 +116,7 @@ pub fn schedules(config: &Config, args: SchedulesArgs) -> anyhow::Result<()> {
 }
 
 /// Prints the captured log lines of one invocation, oldest first.
-pub fn logs(config: &Config, args: LogsArgs) -> anyhow::Result<()> {
+pub(crate) fn logs(config: &Config, args: LogsArgs) -> anyhow::Result<()> {
     let lines = run(async {
         let store = open(config).await?;
         Ok(store.logs_of(&args.trace_id).await?)
@@ -156,7 +155,7 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
             "no SQLite database at {path}: run this where the plugin runs, or set DATABASE_URL to its database"
         );
     }
-    let shown = crate::cli::redact(url);
+    let shown = crate::config::redact_url(url);
     let store = Store::connect(url, 2)
         .await
         .with_context(|| format!("cannot connect to the database {shown}"))?;
@@ -179,25 +178,25 @@ fn sqlite_file(url: &str) -> Option<&str> {
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
-/// `--state` values as protocol state numbers.
-fn parse_states(values: &[String]) -> anyhow::Result<Vec<i32>> {
+/// `--state` values as stored states.
+fn parse_states(values: &[String]) -> anyhow::Result<Vec<StoredState>> {
     let mut states = Vec::new();
     for value in values {
         let value = value.trim();
-        let found: &[State] = match value.to_ascii_lowercase().as_str() {
-            "poll" | "2" => &[State::Poll],
-            "callback" | "3" => &[State::Callback],
-            "success" | "4" => &[State::Success],
-            "fail" | "failed" | "5" => &[State::Fail],
-            "waiting" => &[State::Poll, State::Callback],
-            "finished" => &[State::Success, State::Fail],
+        let found: &[StoredState] = match value.to_ascii_lowercase().as_str() {
+            "poll" | "2" => &[StoredState::Poll],
+            "callback" | "3" => &[StoredState::Callback],
+            "success" | "4" => &[StoredState::Success],
+            "fail" | "failed" | "5" => &[StoredState::Fail],
+            "waiting" => &[StoredState::Poll, StoredState::Callback],
+            "finished" => &[StoredState::Success, StoredState::Fail],
             _ => bail!(
                 "--state {value:?} is not a state: use POLL, CALLBACK, SUCCESS, FAIL (or 2-5), waiting or finished"
             ),
         };
-        for state in found {
-            if !states.contains(&state.as_i32()) {
-                states.push(state.as_i32());
+        for &state in found {
+            if !states.contains(&state) {
+                states.push(state);
             }
         }
     }
@@ -245,8 +244,8 @@ fn parse_since(value: &str, zone: chrono_tz::Tz, now: i64) -> anyhow::Result<i64
         .ok_or_else(help)
 }
 
-fn state_name(state: i32) -> &'static str {
-    State::from_i32(state).map_or("UNKNOWN", State::name)
+fn state_name(state: StoredState) -> &'static str {
+    state.state().name()
 }
 
 /// A time for people: wall clock in `zone`.
@@ -265,32 +264,26 @@ fn rfc3339(ms: Option<i64>, zone: chrono_tz::Tz) -> Value {
 }
 
 /// A stored JSON document, or its raw text when it does not parse.
-fn document(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+fn document(text: &JsonText) -> Value {
+    text.value()
+        .unwrap_or_else(|_| Value::String(text.as_str().to_string()))
 }
 
-fn finish_callback_status(state: i16) -> &'static str {
-    match state {
-        notify::NONE => "none",
-        notify::PENDING => "pending",
-        notify::DELIVERED => "delivered",
-        notify::GAVE_UP => "gave_up",
-        _ => "unknown",
-    }
+fn finish_callback_status(state: NotifyState) -> &'static str {
+    state.name()
 }
 
 fn finish_callback_text(row: &schedule::Model, zone: chrono_tz::Tz) -> String {
     let attempts = row.notify_attempts;
     let plural = if attempts == 1 { "" } else { "s" };
     match row.notify_state {
-        notify::NONE => "none (not requested)".into(),
-        notify::PENDING => format!(
+        NotifyState::None => "none (not requested)".into(),
+        NotifyState::Pending => format!(
             "pending, {attempts} attempt{plural} so far, next at {}",
             wall(row.notify_at, zone)
         ),
-        notify::DELIVERED => format!("delivered after {attempts} attempt{plural}"),
-        notify::GAVE_UP => format!("gave up after {attempts} attempt{plural}"),
-        other => format!("unknown state {other}"),
+        NotifyState::Delivered => format!("delivered after {attempts} attempt{plural}"),
+        NotifyState::GaveUp => format!("gave up after {attempts} attempt{plural}"),
     }
 }
 
@@ -306,7 +299,7 @@ fn schedule_json(
     json!({
         "trace_id": row.trace_id,
         "version": row.plugin_version,
-        "state": row.state,
+        "state": row.state.state().as_i32(),
         "state_name": state_name(row.state),
         "invoke_count": row.invoke_count,
         "created_at": rfc3339(Some(row.created_at), zone),
@@ -322,7 +315,7 @@ fn schedule_json(
         "finish_callback": {
             "status": finish_callback_status(row.notify_state),
             "attempts": row.notify_attempts,
-            "next_attempt_at": rfc3339(row.notify_at.filter(|_| row.notify_state == notify::PENDING), zone),
+            "next_attempt_at": rfc3339(row.notify_at.filter(|_| row.notify_state == NotifyState::Pending), zone),
         },
         "callbacks": callbacks.iter().map(|c| json!({
             "callback_id": c.callback_id,
@@ -349,7 +342,7 @@ fn schedule_text(
         ("version", row.plugin_version.clone()),
         (
             "state",
-            format!("{} ({})", state_name(row.state), row.state),
+            format!("{} ({})", state_name(row.state), row.state.state().as_i32()),
         ),
         ("invoke_count", row.invoke_count.to_string()),
         ("created_at", wall(Some(row.created_at), zone)),
@@ -388,7 +381,7 @@ fn summary_json(row: &ScheduleSummary, zone: chrono_tz::Tz) -> Value {
     json!({
         "trace_id": row.trace_id,
         "version": row.plugin_version,
-        "state": row.state,
+        "state": row.state.state().as_i32(),
         "state_name": state_name(row.state),
         "invoke_count": row.invoke_count,
         "created_at": rfc3339(Some(row.created_at), zone),
@@ -530,8 +523,18 @@ mod tests {
     #[test]
     fn states_are_taken_by_name_number_or_group_without_repeats() {
         let parsed = parse_states(&["poll".into(), "waiting".into(), "5".into()]).ok();
-        assert_eq!(parsed, Some(vec![2, 3, 5]));
-        assert_eq!(parse_states(&["finished".into()]).ok(), Some(vec![4, 5]));
+        assert_eq!(
+            parsed,
+            Some(vec![
+                StoredState::Poll,
+                StoredState::Callback,
+                StoredState::Fail
+            ])
+        );
+        assert_eq!(
+            parse_states(&["finished".into()]).ok(),
+            Some(vec![StoredState::Success, StoredState::Fail])
+        );
         let message = parse_states(&["done".into()])
             .err()
             .map(|e| e.to_string())

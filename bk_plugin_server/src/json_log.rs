@@ -25,10 +25,10 @@ use std::sync::{Mutex, OnceLock};
 use serde_json::{Map, Value};
 
 /// The target of the event the panic hook logs.
-pub const PANIC_TARGET: &str = "bk_plugin::panic";
+pub(crate) const PANIC_TARGET: &str = "bk_plugin::panic";
 
 /// Python's level name for a tracing level (Python has no TRACE: it is `DEBUG`).
-pub fn levelname(level: &tracing::Level) -> &'static str {
+pub(crate) fn levelname(level: &tracing::Level) -> &'static str {
     match *level {
         tracing::Level::ERROR => "ERROR",
         tracing::Level::WARN => "WARNING",
@@ -39,7 +39,7 @@ pub fn levelname(level: &tracing::Level) -> &'static str {
 
 /// One log line before it is written.
 #[derive(Debug)]
-pub struct Record<'a> {
+pub(crate) struct Record<'a> {
     /// Python's level name.
     pub levelname: &'a str,
     /// The time, already formatted.
@@ -62,7 +62,7 @@ pub struct Record<'a> {
 
 impl Record<'_> {
     /// The JSON line, newline included.
-    pub fn to_line(&self) -> String {
+    pub(crate) fn to_line(&self) -> String {
         let mut line = Map::new();
         line.insert("levelname".into(), self.levelname.into());
         line.insert("asctime".into(), self.asctime.clone().into());
@@ -88,14 +88,13 @@ impl Record<'_> {
 
 /// `TIME_ZONE` (default `Asia/Shanghai`), for lines written before the configuration is read.
 fn zone_from_env() -> chrono_tz::Tz {
-    std::env::var("TIME_ZONE")
-        .ok()
+    crate::config::var("TIME_ZONE")
         .and_then(|z| z.trim().parse().ok())
         .unwrap_or(chrono_tz::Asia::Shanghai)
 }
 
 /// Python's `asctime`: `2026-11-26 13:50:36,123` in `zone`.
-pub fn asctime(zone: chrono_tz::Tz) -> String {
+pub(crate) fn asctime(zone: chrono_tz::Tz) -> String {
     chrono::Utc::now()
         .with_timezone(&zone)
         .format("%Y-%m-%d %H:%M:%S,%3f")
@@ -103,7 +102,7 @@ pub fn asctime(zone: chrono_tz::Tz) -> String {
 }
 
 /// The last `::` segment of a module path or target (`v1_0_0`).
-pub fn func_name(module_or_target: &str) -> &str {
+pub(crate) fn func_name(module_or_target: &str) -> &str {
     module_or_target
         .rsplit("::")
         .next()
@@ -126,7 +125,7 @@ fn thread_number() -> u64 {
 
 /// Where the log file goes and how it is rotated.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileSettings {
+pub(crate) struct FileSettings {
     /// The directory (`BK_PLUGIN_LOG_DIR`, default `/app/v3logs`).
     pub dir: PathBuf,
     /// `BKPAAS_PROCESS_TYPE`, the first part of the file name.
@@ -139,7 +138,7 @@ pub struct FileSettings {
 
 /// Writes every line to stdout, and to the log file while it can.
 #[derive(Debug)]
-pub struct Sink {
+pub(crate) struct Sink {
     file: Option<Mutex<FileState>>,
 }
 
@@ -154,19 +153,19 @@ static SINK: OnceLock<Sink> = OnceLock::new();
 
 impl Sink {
     /// Installs the process's sink (the first call wins) and returns it.
-    pub fn install(file: Option<FileSettings>) -> &'static Sink {
+    pub(crate) fn install(file: Option<FileSettings>) -> &'static Sink {
         SINK.get_or_init(|| Sink {
             file: file.map(|settings| Mutex::new(FileState::NotYetOpened(settings))),
         })
     }
 
     /// The installed sink, if any.
-    pub fn get() -> Option<&'static Sink> {
+    pub(crate) fn get() -> Option<&'static Sink> {
         SINK.get()
     }
 
     /// Writes one line (newline included) to stdout and the file.
-    pub fn write(&self, line: &str) {
+    pub(crate) fn write(&self, line: &str) {
         let _ = std::io::stdout().lock().write_all(line.as_bytes());
         self.write_file(line);
     }
@@ -225,7 +224,7 @@ fn say_once(message: &str) {
 
 /// A file rotated by size the way Python's `RotatingFileHandler` does it.
 #[derive(Debug)]
-pub struct RotatingFile {
+pub(crate) struct RotatingFile {
     path: PathBuf,
     file: File,
     size: u64,
@@ -235,7 +234,7 @@ pub struct RotatingFile {
 
 impl RotatingFile {
     /// Creates the directory if needed and a new file named for this process in it.
-    pub fn open_new(settings: &FileSettings) -> std::io::Result<Self> {
+    pub(crate) fn open_new(settings: &FileSettings) -> std::io::Result<Self> {
         let name = format!("{}-{}-plugin.log", settings.process_type, random_tag(4));
         Self::open(
             &settings.dir.join(name),
@@ -245,7 +244,7 @@ impl RotatingFile {
     }
 
     /// Opens (appending) or creates `path`.
-    pub fn open(path: &Path, max_bytes: u64, backups: usize) -> std::io::Result<Self> {
+    pub(crate) fn open(path: &Path, max_bytes: u64, backups: usize) -> std::io::Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -261,12 +260,13 @@ impl RotatingFile {
     }
 
     /// The file's path.
-    pub fn path(&self) -> &Path {
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Appends one line, rotating first when it would take the file past the limit.
-    pub fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
         let len = line.len() as u64;
         if self.max_bytes > 0 && self.size > 0 && self.size + len > self.max_bytes {
             self.rotate()?;
@@ -321,7 +321,7 @@ fn random_tag(n: usize) -> String {
 /// Writes a message the runtime prints outside the subscriber (a command-line error, a start-up
 /// failure) to stderr: a JSON line (also written to the log file, when logging is set up) when `json`,
 /// `error: <message>` otherwise.
-pub fn print_error(json: bool, message: &str) {
+pub(crate) fn print_error(json: bool, message: &str) {
     if !json {
         eprintln!("error: {message}");
         return;
@@ -348,8 +348,8 @@ pub fn print_error(json: bool, message: &str) {
 /// Whether this process writes JSON lines: `BKPAAS_ENVIRONMENT` is `stag` or `prod`, or a
 /// value that is not an environment at all (read
 /// directly, so that it is known before the configuration is).
-pub fn json_mode() -> bool {
-    let value = std::env::var("BKPAAS_ENVIRONMENT").unwrap_or_default();
+pub(crate) fn json_mode() -> bool {
+    let value = crate::config::var("BKPAAS_ENVIRONMENT").unwrap_or_default();
     // An unknown name stops the process; its refusal is written as JSON like production's.
     crate::config::Environment::parse(&value).map_or(!value.trim().is_empty(), |env| {
         env != crate::config::Environment::Dev
@@ -359,7 +359,7 @@ pub fn json_mode() -> bool {
 /// Logs every panic as one event (target [`PANIC_TARGET`], level ERROR, shown as `CRITICAL`)
 /// with its message and location, inside whatever trace the panicking code runs in. The JSON
 /// layer writes it; nothing else is printed.
-pub fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         thread_local! {
             static IN_HOOK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };

@@ -14,28 +14,47 @@
 //! invocations (`worker`, embedded in `serve` by default), migrates its database (`migrate`) and
 //! runs invocations from the command line (`invoke`). See `--help`.
 
-pub mod api;
-pub mod apigw;
-pub mod app;
-pub mod auth;
-pub mod cli;
-pub mod config;
-pub mod deploy;
-pub mod error;
-pub mod http_client;
-pub mod inspect;
-pub mod json_log;
-mod jwt_cache;
-pub mod logging;
-pub mod metrics;
-pub mod openapi;
-pub mod plugin_api;
-pub mod store;
-pub mod time;
-pub mod token;
-pub mod worker;
+//! # The supported API
+//!
+//! What this crate promises, and all it exports: [`Server`] and [`run`]; the data APIs
+//! ([`PluginApis`], [`ApiRequest`], [`ApiMethod`], [`ApiGroup`], [`HandlerError`]); the
+//! authoring API of `bk_plugin_core`, re-exported item by item (the attribute macros, [`Plugin`],
+//! [`Context`], the model types, [`State`], [`prelude`], [`testing`]); and `serde_json` and
+//! `tracing`, so that a plugin needs no other dependency. Every module of the runtime is
+//! private: its internals are no semver promise (see `docs/architecture.md`).
 
-pub use bk_plugin_core::*;
+mod api;
+mod apigw;
+mod app;
+mod auth;
+mod bootstrap;
+mod cli;
+mod config;
+mod deploy;
+mod error;
+mod http_client;
+mod inspect;
+mod json_log;
+mod local_invoke;
+mod logging;
+mod metrics;
+mod openapi;
+mod plugin_api;
+mod serve;
+mod store;
+mod time;
+mod token;
+mod worker;
+
+pub use bk_plugin_core::{
+    CallbackDelivery, CallbackPreparation, Context, Empty, Model, ModelShape, Plugin,
+    PluginCallbackInfo, PluginError, PluginModels, State, ValidationError, bk_plugin,
+    context_inputs, inputs, outputs, prelude, testing,
+};
+
+/// Used by the code the attribute macros generate. Not part of the public API.
+#[doc(hidden)]
+pub use bk_plugin_core::__private;
 
 /// Re-exported so that a plugin project needs no dependency but this crate: `serde_json` for
 /// JSON values and `json!`, `tracing` for logging (every line is tagged with the trace id).
@@ -46,6 +65,7 @@ pub use tracing;
 pub mod guide {}
 pub use plugin_api::{ApiGroup, ApiMethod, ApiRequest, HandlerError, PluginApis};
 
+use bk_plugin_core::PluginMeta;
 use std::process::ExitCode;
 
 /// A plugin process: its meta and data APIs, then `run()`.

@@ -32,28 +32,15 @@ const BATCH: usize = 1_000;
 
 /// The receiving end of captured lines, handed to [`spawn_writer`] once the database is up.
 #[derive(Debug)]
-pub struct LogCapture {
+pub(crate) struct LogCapture {
     receiver: mpsc::Receiver<LogLine>,
     dropped: Arc<AtomicU64>,
 }
 
-/// Whether this configuration captures lines for the logs API.
-pub fn capture_enabled(config: &Config) -> bool {
-    let flag = std::env::var("BK_PLUGIN_LOGS_API").map(|v| v.trim().to_ascii_lowercase());
-    match flag.as_deref() {
-        Ok("1" | "true" | "yes" | "on") => true,
-        Ok("0" | "false" | "no" | "off") => false,
-        _ => config.is_dev(),
-    }
-}
-
 /// Installs the global subscriber (once; later calls return `None`).
-pub fn init(config: &Config) -> Option<LogCapture> {
-    let filter = std::env::var("BK_PLUGIN_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
-    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let (sender, capture) = if capture_enabled(config) {
+pub(crate) fn init(config: &Config) -> Option<LogCapture> {
+    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (sender, capture) = if config.capture_logs {
         let (sender, receiver) = mpsc::channel(CHANNEL);
         let dropped = Arc::new(AtomicU64::new(0));
         (
@@ -103,7 +90,7 @@ const FLUSH_WAIT: Duration = Duration::from_secs(5);
 /// Writes every line captured so far before returning, so that a read that follows sees every
 /// line logged before it (the logs API calls this first). The invoke path never waits: only the
 /// reader pays for one batch insert.
-pub async fn flush_captured() {
+pub(crate) async fn flush_captured() {
     let Some(flush) = FLUSH.get() else {
         return;
     };
@@ -114,7 +101,7 @@ pub async fn flush_captured() {
 }
 
 /// Writes captured lines in batches until the process ends.
-pub fn spawn_writer(store: Store, capture: LogCapture) {
+pub(crate) fn spawn_writer(store: Store, capture: LogCapture) {
     let LogCapture {
         mut receiver,
         dropped,

@@ -9,7 +9,7 @@ use crate::store::Store;
 
 /// Every metric this process exports.
 #[derive(Debug, Clone)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     hostname: String,
     /// First runs that ended in a plugin error.
@@ -46,7 +46,7 @@ pub struct Metrics {
 
 /// The queue-depth gauge is read from the database at most this often, however often
 /// `/metrics` is scraped (the route needs no credentials).
-pub const QUEUE_DEPTH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const QUEUE_DEPTH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 const STEP_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -74,15 +74,9 @@ fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGau
     metric
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    /// Registers every metric in a fresh registry.
-    pub fn new() -> Self {
+    /// Registers every metric in a fresh registry, labelled with `hostname`.
+    pub(crate) fn new(hostname: String) -> Self {
         let r = Registry::new();
         let vh: &[&str] = &["version", "hostname"];
         Self {
@@ -161,24 +155,24 @@ impl Metrics {
                 &["kind"],
             ),
             queue_read: Default::default(),
-            hostname: hostname(),
+            hostname,
             registry: r,
         }
     }
 
     /// This host's name, the `hostname` label.
-    pub fn hostname(&self) -> &str {
+    pub(crate) fn hostname(&self) -> &str {
         &self.hostname
     }
 
     /// Label values `[version, hostname]`.
-    pub fn labels<'a>(&'a self, version: &'a str) -> [&'a str; 2] {
+    pub(crate) fn labels<'a>(&'a self, version: &'a str) -> [&'a str; 2] {
         [version, &self.hostname]
     }
 
     /// The text exposition, with the queue depth as read from the database at most
     /// [`QUEUE_DEPTH_EVERY`] ago (concurrent scrapes share one read).
-    pub async fn render(&self, store: &Store) -> String {
+    pub(crate) async fn render(&self, store: &Store) -> String {
         let mut last = self.queue_read.lock().await;
         if last.is_none_or(|at| at.elapsed() >= QUEUE_DEPTH_EVERY) {
             *last = Some(std::time::Instant::now());
@@ -208,17 +202,8 @@ impl Metrics {
     }
 }
 
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
 /// Runs a step body while keeping the running gauge and the time histogram.
-pub struct StepTimer<'a> {
+pub(crate) struct StepTimer<'a> {
     running: prometheus::IntGauge,
     time: prometheus::Histogram,
     started: std::time::Instant,
@@ -227,7 +212,7 @@ pub struct StepTimer<'a> {
 
 impl<'a> StepTimer<'a> {
     /// Starts timing a first run (`rerun = false`) or a re-run of `version`.
-    pub fn start(metrics: &'a Metrics, version: &str, rerun: bool) -> Self {
+    pub(crate) fn start(metrics: &'a Metrics, version: &str, rerun: bool) -> Self {
         let labels = metrics.labels(version);
         let (running, time) = if rerun {
             (&metrics.schedule_running, &metrics.schedule_time)
@@ -254,7 +239,7 @@ impl Drop for StepTimer<'_> {
 
 impl Metrics {
     /// Counts a finished step's failure, if it failed.
-    pub fn count_failure(
+    pub(crate) fn count_failure(
         &self,
         version: &str,
         rerun: bool,

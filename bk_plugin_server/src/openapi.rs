@@ -15,11 +15,11 @@ use serde_json::{Map, Value, json};
 use crate::plugin_api::{ApiGroup, ApiMethod, PluginApis};
 
 /// The OpenAPI version the document follows.
-pub const OPENAPI_VERSION: &str = "3.1.0";
+pub(crate) const OPENAPI_VERSION: &str = "3.1.0";
 
 /// What the document describes: the plugin's code and description, its versions and data APIs.
 #[derive(Debug, Clone, Copy)]
-pub struct Described<'a> {
+pub(crate) struct Described<'a> {
     /// The app code (`BKPAAS_APP_ID`).
     pub app_code: &'a str,
     /// The plugin's description.
@@ -31,7 +31,7 @@ pub struct Described<'a> {
 }
 
 /// The OpenAPI document as JSON.
-pub fn document(plugin: Described<'_>) -> Value {
+pub(crate) fn document(plugin: Described<'_>) -> Value {
     let mut schemas = common_schemas();
     let mut paths = Map::new();
     paths.insert("/bk_plugin/meta/".into(), meta_path());
@@ -583,7 +583,7 @@ fn path_template(pattern: &str) -> (String, Vec<Value>) {
 }
 
 /// Prints the document for the `openapi` command.
-pub fn print(
+pub(crate) fn print(
     config: &crate::config::Config,
     registry: &Registry,
     meta: &bk_plugin_core::PluginMeta,
@@ -606,7 +606,7 @@ pub fn print(
 
 /// The document as YAML: block style, every key and string double-quoted (JSON escapes are
 /// valid YAML escapes), so it reads back to exactly the same value.
-pub fn to_yaml(value: &Value) -> String {
+pub(crate) fn to_yaml(value: &Value) -> String {
     let mut out = String::new();
     write_yaml(value, 0, &mut out);
     out

@@ -3,7 +3,7 @@
 //! HTTP and, in-process, through `plugin_api_dispatch`.
 //!
 //! ```
-//! use bk_plugin_server::plugin_api::{ApiRequest, HandlerError, PluginApis};
+//! use bk_plugin_server::{ApiRequest, HandlerError, PluginApis};
 //! use serde_json::{json, Value};
 //!
 //! async fn task_list(request: ApiRequest) -> Result<Value, HandlerError> {

@@ -1,9 +1,18 @@
-//! Times as the protocol shows them: `YYYY-mm-dd HH:MM:SS` in the deployment's time zone.
+//! Times: as the protocol shows them (`YYYY-mm-dd HH:MM:SS` in the deployment's time zone),
+//! and as the store keeps them (milliseconds since the epoch).
+
+use std::time::Duration;
 
 use chrono::TimeZone;
 
+/// A duration in milliseconds, as the store adds it to times; a duration too long for `i64` is
+/// taken as a quarter of `i64::MAX` (still about 73 million years, and safe to add to a time).
+pub(crate) fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
 /// Formats milliseconds since the epoch in `zone`; "" when out of range.
-pub fn format_ms(ms: i64, zone: chrono_tz::Tz) -> String {
+pub(crate) fn format_ms(ms: i64, zone: chrono_tz::Tz) -> String {
     match zone.timestamp_millis_opt(ms) {
         chrono::LocalResult::Single(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
         _ => String::new(),

@@ -20,7 +20,7 @@ const TOKEN_LEN: usize = BODY_LEN + MAC_LEN;
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     /// Not a token of ours at all.
     #[error("invalid token: malformed")]
     Malformed,
@@ -37,7 +37,7 @@ pub enum TokenError {
 
 /// Signs and verifies callback tokens with one key.
 #[derive(Clone)]
-pub struct TokenSigner {
+pub(crate) struct TokenSigner {
     key: [u8; 32],
 }
 
@@ -49,7 +49,7 @@ impl std::fmt::Debug for TokenSigner {
 
 /// The ids a valid token carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallbackClaims {
+pub(crate) struct CallbackClaims {
     /// The invocation.
     pub trace_id: String,
     /// The callback.
@@ -85,7 +85,7 @@ fn to_hex(bytes: &[u8]) -> String {
 
 impl TokenSigner {
     /// A signer whose key is derived from `secret`.
-    pub fn new(secret: &[u8]) -> Self {
+    pub(crate) fn new(secret: &[u8]) -> Self {
         let mut mac = hmac(b"bk-plugin-framework-rust callback token v1");
         mac.update(secret);
         let mut key = [0u8; 32];
@@ -94,7 +94,7 @@ impl TokenSigner {
     }
 
     /// A token for `(trace_id, callback_id)` valid until `expires_at` (Unix seconds).
-    pub fn sign(
+    pub(crate) fn sign(
         &self,
         trace_id: &str,
         callback_id: &str,
@@ -112,7 +112,7 @@ impl TokenSigner {
     }
 
     /// The claims of a token that is ours, untampered and not expired at `now` (Unix seconds).
-    pub fn verify(&self, token: &str, now: u64) -> Result<CallbackClaims, TokenError> {
+    pub(crate) fn verify(&self, token: &str, now: u64) -> Result<CallbackClaims, TokenError> {
         if token.len() > 128 {
             return Err(TokenError::Malformed);
         }

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::app::AppState;
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, Envelope};
 use crate::plugin_api::{ApiGroup, ApiMethod, ApiRequest};
 
 use super::read_json;
@@ -22,13 +22,13 @@ pub(crate) async fn handle(
     let group = [ApiGroup::PluginApi, ApiGroup::OpenApi, ApiGroup::Private]
         .into_iter()
         .find(|g| path.starts_with(g.prefix()) || format!("{path}/") == g.prefix())
-        .ok_or_else(|| ApiError::not_found(format!("no route for {path}")))?;
+        .ok_or_else(|| ApiError::NoApiRoute(path.to_string()))?;
     let relative = path.get(group.prefix().len()..).unwrap_or("").to_string();
     let method = ApiMethod::parse(req.method().as_str())
         .ok_or_else(|| ApiError::MethodNotAllowed(req.method().to_string()))?;
     let data = match method {
         ApiMethod::Get => Value::Null,
-        ApiMethod::Post => read_json(&req, payload, state.config.max_body_bytes).await?,
+        ApiMethod::Post => read_json(&req, payload, state.config().max_body_bytes).await?,
     };
     let mut request = ApiRequest {
         query: query_map(req.query_string()),
@@ -45,13 +45,13 @@ pub(crate) async fn handle(
         ..ApiRequest::default()
     };
     let handler = state
-        .apis
+        .apis()
         .find(group, method, &relative, &mut request)
         .map_err(|other_method| {
             if other_method {
                 ApiError::MethodNotAllowed(method.as_str().to_string())
             } else {
-                ApiError::not_found(format!("no route for {}", req.path()))
+                ApiError::NoApiRoute(req.path().to_string())
             }
         })?;
     match handler.await {
@@ -59,7 +59,7 @@ pub(crate) async fn handle(
         Err(e) => {
             let status = actix_web::http::StatusCode::from_u16(e.http_status())
                 .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
-            Ok(HttpResponse::build(status).json(crate::error::failure(&e.message, None)))
+            Ok(Envelope::failure(&e.message).respond(status))
         }
     }
 }

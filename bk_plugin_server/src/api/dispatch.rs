@@ -4,27 +4,26 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
 
-use crate::app::{AppState, new_trace_id};
-use crate::auth::{Caller, check_scope};
-use crate::error::ApiError;
+use crate::app::AppState;
+use crate::auth::{AuthPolicy, Caller};
+use crate::error::{ApiError, Envelope, TraceId};
 use crate::plugin_api::{ApiGroup, ApiMethod, ApiRequest};
 
 use super::data_api::{forwarded_headers, query_map};
-use super::{read_json, success};
+use super::read_json;
 
 /// Dispatches to the handler named by `url` and `method`.
 pub(crate) async fn dispatch(
     state: web::Data<AppState>,
+    auth: web::Data<AuthPolicy>,
     req: HttpRequest,
     payload: web::Payload,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let trace_id = new_trace_id();
-    check_scope(&state, &caller, &req).map_err(|e| e.with_trace(&trace_id))?;
-    let body = read_json(&req, payload, state.config.max_body_bytes)
-        .await
-        .map_err(|e| e.with_trace(&trace_id))?;
-    let call = DispatchCall::parse(body).map_err(|e| e.with_trace(&trace_id))?;
+    let trace_id = TraceId::assign(&req);
+    auth.check_scope(&caller, &req)?;
+    let body = read_json(&req, payload, state.config().max_body_bytes).await?;
+    let call = DispatchCall::parse(body)?;
     let (path, query) = call.url.split_once('?').unwrap_or((call.url.as_str(), ""));
     let relative = path
         .strip_prefix(ApiGroup::PluginApi.prefix())
@@ -52,17 +51,12 @@ pub(crate) async fn dispatch(
         ApiMethod::Post => request.data = Value::Object(call.data),
     }
     let handler = state
-        .apis
+        .apis()
         .find(ApiGroup::PluginApi, call.method, relative, &mut request)
-        .map_err(|_| {
-            ApiError::not_found(format!("404 error: {}", call.url)).with_trace(&trace_id)
-        })?;
+        .map_err(|_| ApiError::NoHandler(call.url.clone()))?;
     match handler.await {
-        Ok(data) => Ok(success("success", data, Some(&trace_id))),
-        Err(e) => Err(ApiError::Internal {
-            message: format!("plugin api failed: {}", e.message),
-            trace_id: Some(trace_id),
-        }),
+        Ok(data) => Ok(Envelope::success("success", data).traced(&trace_id).ok()),
+        Err(e) => Err(ApiError::PluginApi(e.message)),
     }
 }
 
@@ -76,19 +70,21 @@ struct DispatchCall {
 impl DispatchCall {
     fn parse(body: Value) -> Result<Self, ApiError> {
         let Value::Object(mut body) = body else {
-            return Err(ApiError::bad_request("request body must be a JSON object"));
+            return Err(ApiError::BadRequest(
+                "request body must be a JSON object".into(),
+            ));
         };
         let url = match body.remove("url") {
             Some(Value::String(url)) if url.starts_with(ApiGroup::PluginApi.prefix()) => url,
             Some(Value::String(url)) => {
-                return Err(ApiError::bad_request(format!(
+                return Err(ApiError::BadRequest(format!(
                     "`url` must start with {}, got {url}",
                     ApiGroup::PluginApi.prefix()
                 )));
             }
             _ => {
-                return Err(ApiError::bad_request(
-                    "`url` is required and must be a string",
+                return Err(ApiError::BadRequest(
+                    "`url` is required and must be a string".into(),
                 ));
             }
         };
@@ -96,24 +92,24 @@ impl DispatchCall {
             .get("method")
             .and_then(Value::as_str)
             .and_then(ApiMethod::parse)
-            .ok_or_else(|| ApiError::bad_request("`method` must be GET or POST"))?;
+            .ok_or_else(|| ApiError::BadRequest("`method` must be GET or POST".into()))?;
         // Required and non-blank, as Python's serializer (`CharField(required=True)`) has it.
         let username = match body.remove("username") {
             Some(Value::String(name)) if !name.trim().is_empty() => name,
             Some(Value::String(_)) => {
-                return Err(ApiError::bad_request("`username` must not be blank"));
+                return Err(ApiError::BadRequest("`username` must not be blank".into()));
             }
             None | Some(Value::Null) => {
-                return Err(ApiError::bad_request(
-                    "`username` is required: the user the call is made for",
+                return Err(ApiError::BadRequest(
+                    "`username` is required: the user the call is made for".into(),
                 ));
             }
-            Some(_) => return Err(ApiError::bad_request("`username` must be a string")),
+            Some(_) => return Err(ApiError::BadRequest("`username` must be a string".into())),
         };
         let mut data = match body.remove("data") {
             Some(Value::Object(data)) => data,
             None | Some(Value::Null) => Map::new(),
-            Some(_) => return Err(ApiError::bad_request("`data` must be a JSON object")),
+            Some(_) => return Err(ApiError::BadRequest("`data` must be a JSON object".into())),
         };
         match body.remove("dumped_data") {
             None | Some(Value::Null) => {}
@@ -121,12 +117,16 @@ impl DispatchCall {
             Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
                 Ok(Value::Object(extra)) => data.extend(extra),
                 _ => {
-                    return Err(ApiError::bad_request(
-                        "`dumped_data` must be a JSON object encoded as a string",
+                    return Err(ApiError::BadRequest(
+                        "`dumped_data` must be a JSON object encoded as a string".into(),
                     ));
                 }
             },
-            Some(_) => return Err(ApiError::bad_request("`dumped_data` must be a string")),
+            Some(_) => {
+                return Err(ApiError::BadRequest(
+                    "`dumped_data` must be a string".into(),
+                ));
+            }
         }
         Ok(Self {
             url,

@@ -5,28 +5,28 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bk_plugin_core::executor::StepInput;
 use serde_json::{Value, json};
 
-use crate::app::{AppState, Parked, new_trace_id};
-use crate::auth::{Caller, check_scope};
-use crate::error::ApiError;
+use crate::app::{AppState, Parked};
+use crate::auth::{AuthPolicy, Caller};
+use crate::error::{ApiError, Envelope, TraceId};
 use crate::metrics::StepTimer;
 use bk_plugin_core::State;
 
-use super::{read_json, success};
+use super::read_json;
 
 /// Splits an invoke body into its `inputs` and `context` objects.
 pub(crate) fn split_invoke_body(body: Value) -> Result<(Value, Value), ApiError> {
     let Value::Object(mut body) = body else {
-        return Err(ApiError::bad_request(
-            "request body must be a JSON object with `inputs` and `context`",
+        return Err(ApiError::BadRequest(
+            "request body must be a JSON object with `inputs` and `context`".into(),
         ));
     };
     let mut take = |key: &str| match body.remove(key) {
         Some(value @ Value::Object(_)) => Ok(value),
-        Some(other) => Err(ApiError::bad_request(format!(
+        Some(other) => Err(ApiError::BadRequest(format!(
             "`{key}` must be a JSON object, not {}",
             kind(&other)
         ))),
-        None => Err(ApiError::bad_request(format!("`{key}` is required"))),
+        None => Err(ApiError::BadRequest(format!("`{key}` is required"))),
     };
     let inputs = take("inputs")?;
     let context = take("context")?;
@@ -47,36 +47,34 @@ fn kind(value: &Value) -> &'static str {
 /// Runs the first step of a new invocation.
 pub(crate) async fn invoke(
     state: web::Data<AppState>,
+    auth: web::Data<AuthPolicy>,
     path: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let version_name = path.into_inner();
-    let Some(version) = state.registry.get(&version_name) else {
-        return Err(ApiError::not_found(format!(
-            "plugin version {version_name} not found"
-        )));
+    let Some(version) = state.registry().get(&version_name) else {
+        return Err(ApiError::VersionNotFound(version_name));
     };
-    let trace_id = new_trace_id();
-    let _running = state.invoke_started(&trace_id);
-    check_scope(&state, &caller, &req).map_err(|e| e.with_trace(&trace_id))?;
-    let body = read_json(&req, payload, state.config.max_body_bytes)
-        .await
-        .map_err(|e| e.with_trace(&trace_id))?;
-    let (inputs, context) = split_invoke_body(body).map_err(|e| e.with_trace(&trace_id))?;
+    let trace_id = TraceId::assign(&req);
+    let _running = state.tokens().invoke_started(&trace_id);
+    auth.check_scope(&caller, &req)?;
+    let body = read_json(&req, payload, state.config().max_body_bytes).await?;
+    let (inputs, context) = split_invoke_body(body)?;
     let first = StepInput::first(trace_id.clone(), inputs, context);
     let (inputs, context) = (first.inputs.clone(), first.context.clone());
     let outcome = {
-        let _timer = StepTimer::start(&state.metrics, &version_name, false);
-        version.run(first, state.issuer.clone()).await
+        let _timer = StepTimer::start(state.metrics(), &version_name, false);
+        version.run(first, state.tokens().issuer()).await
     };
     state
-        .metrics
+        .metrics()
         .count_failure(&version_name, false, outcome.failure());
     let mut state_value = outcome.state();
     let mut err = outcome.err().map(str::to_string);
     match state
+        .invocations()
         .park(&version_name, &trace_id, &inputs, &context, &outcome)
         .await
     {
@@ -97,7 +95,7 @@ pub(crate) async fn invoke(
         Value::Object(outcome.outputs)
     };
     let data = json!({"outputs": outputs, "state": state_value.as_i32(), "err": err});
-    Ok(success("success", data, Some(&trace_id)))
+    Ok(Envelope::success("success", data).traced(&trace_id).ok())
 }
 
 #[cfg(test)]

@@ -6,21 +6,21 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::error::ApiError;
 
-use super::success;
+use crate::error::Envelope;
 
 /// The plugin's code, description, versions (newest first) and runtime.
 pub(crate) async fn meta(state: web::Data<AppState>) -> HttpResponse {
     let version = env!("CARGO_PKG_VERSION");
     let data = json!({
-        "code": state.config.app_code,
-        "description": state.meta.description,
-        "versions": state.registry.version_names(),
+        "code": state.config().app_code,
+        "description": state.meta().description,
+        "versions": state.registry().version_names(),
         "language": "rust",
         "framework_version": version,
         "runtime_version": version,
-        "allow_scope": state.meta.allow_scope,
+        "allow_scope": state.meta().allow_scope,
     });
-    success("", data, None)
+    Envelope::success("", data).ok()
 }
 
 /// One version's description, schemas and form.
@@ -30,8 +30,8 @@ pub(crate) async fn detail(
 ) -> Result<HttpResponse, ApiError> {
     let version = path.into_inner();
     let found = state
-        .registry
+        .registry()
         .get(&version)
-        .ok_or_else(|| ApiError::not_found(format!("plugin version {version} not found")))?;
-    Ok(success("", found.detail().clone(), None))
+        .ok_or(ApiError::VersionNotFound(version))?;
+    Ok(Envelope::success("", found.detail().clone()).ok())
 }

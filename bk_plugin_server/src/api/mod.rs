@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::error::ApiError;
 
 /// Registers every route, each with and without its trailing slash.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     pages::configure(cfg);
     cfg.service(resource("/bk_plugin/meta").route(web::get().to(meta::meta)))
         .service(resource("/bk_plugin/detail/{version}").route(web::get().to(meta::detail)))
@@ -47,7 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// `GET /metrics`: Prometheus text exposition.
 async fn metrics(state: web::Data<crate::app::AppState>) -> HttpResponse {
-    let text = state.metrics.render(&state.store).await;
+    let text = state.metrics().render(state.store()).await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text)
@@ -55,7 +55,7 @@ async fn metrics(state: web::Data<crate::app::AppState>) -> HttpResponse {
 
 /// Counts every request and its latency by route pattern (not raw path, so trace ids and
 /// versions do not explode the label set).
-pub async fn observe_http(
+pub(crate) async fn observe_http(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
@@ -69,7 +69,7 @@ pub async fn observe_http(
             .match_pattern()
             .unwrap_or_else(|| "unmatched".to_string());
         let status = response.status().as_u16().to_string();
-        let metrics = &state.metrics;
+        let metrics = state.metrics();
         metrics
             .http_requests
             .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
@@ -88,11 +88,10 @@ fn resource(path: &str) -> actix_web::Resource {
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(format!(
-        "no route for {} {}",
-        req.method(),
-        req.path()
-    )))
+    Err(ApiError::NoRoute {
+        method: req.method().to_string(),
+        path: req.path().to_string(),
+    })
 }
 
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -122,7 +121,7 @@ pub(crate) async fn read_json(
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(256).min(limit));
     while let Some(chunk) = payload.next().await {
         let chunk =
-            chunk.map_err(|e| ApiError::bad_request(format!("cannot read request body: {e}")))?;
+            chunk.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge(limit));
         }
@@ -147,19 +146,10 @@ fn is_json_type(content_type: &str) -> bool {
 /// Parses JSON with serde_json's recursion limit (128 levels), naming where it failed.
 pub(crate) fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(
-            "request body is empty: send a JSON object",
+        return Err(ApiError::BadRequest(
+            "request body is empty: send a JSON object".into(),
         ));
     }
     serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))
-}
-
-/// `{"result": true, "message": ..., "data": ...}` with status 200.
-pub(crate) fn success(message: &str, data: Value, trace_id: Option<&str>) -> HttpResponse {
-    let mut body = serde_json::json!({"result": true, "message": message, "data": data});
-    if let Some(trace_id) = trace_id {
-        body["trace_id"] = Value::String(trace_id.to_string());
-    }
-    HttpResponse::Ok().json(body)
+        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))
 }

@@ -40,7 +40,7 @@ fn html(page: &'static str) -> HttpResponse {
 
 /// `GET /`: the debug panel in dev, the API page elsewhere.
 async fn home(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if state.config.is_dev() {
+    if state.config().is_dev() {
         return Ok(html(DEBUG_PANEL));
     }
     api_page(state).await
@@ -48,23 +48,19 @@ async fn home(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 
 /// `GET /debug/`: the debug panel, in dev only.
 async fn debug_panel(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if state.config.is_dev() {
+    if state.config().is_dev() {
         Ok(html(DEBUG_PANEL))
     } else {
-        Err(ApiError::not_found(
-            "the debug panel is available in dev only (BKPAAS_ENVIRONMENT=dev)",
-        ))
+        Err(ApiError::DebugPanelOff)
     }
 }
 
 /// `GET /swagger/`: the API reference page (off outside dev with `BK_PLUGIN_SWAGGER=0`).
 async fn api_page(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if state.config.is_dev() || state.config.api_page {
+    if state.config().is_dev() || state.config().api_page {
         Ok(html(API_PAGE))
     } else {
-        Err(ApiError::not_found(
-            "the API page is switched off (BK_PLUGIN_SWAGGER=0); the document is at /schema/",
-        ))
+        Err(ApiError::ApiPageOff)
     }
 }
 
@@ -75,17 +71,17 @@ async fn schema(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
             .map(|q| q.get("format").cloned().unwrap_or_default())
             .unwrap_or_default();
     let doc = document(Described {
-        app_code: &state.config.app_code,
-        description: &state.meta.description,
-        registry: &state.registry,
-        apis: &state.apis,
+        app_code: &state.config().app_code,
+        description: &state.meta().description,
+        registry: state.registry(),
+        apis: state.apis(),
     });
     match format.as_str() {
         "" | "json" | "openapi-json" => Ok(HttpResponse::Ok().json(doc)),
         "yaml" | "openapi" => Ok(HttpResponse::Ok()
             .content_type("application/yaml; charset=utf-8")
             .body(to_yaml(&doc))),
-        other => Err(ApiError::bad_request(format!(
+        other => Err(ApiError::BadRequest(format!(
             "format {other:?} is not supported: use json or yaml"
         ))),
     }

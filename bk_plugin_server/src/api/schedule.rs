@@ -2,13 +2,11 @@
 //! scheduler.
 
 use actix_web::{HttpResponse, web};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::app::AppState;
-use crate::error::{ApiError, failure};
+use crate::error::{ApiError, Envelope};
 use crate::time::format_ms;
-
-use super::success;
 
 /// The stored invocation, or the protocol's "can not find" answer (HTTP 200, result false).
 pub(crate) async fn schedule(
@@ -16,12 +14,12 @@ pub(crate) async fn schedule(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let trace_id = path.into_inner();
-    let Some(row) = state.store.get(&trace_id).await? else {
+    let Some(row) = state.store().get(&trace_id).await? else {
         let message = format!("can not find schedule for trace_id {trace_id}");
-        return Ok(HttpResponse::Ok().json(failure(&message, Some(&trace_id))));
+        return Ok(Envelope::failure(&message).traced(&trace_id).ok());
     };
-    let zone = state.config.time_zone;
-    let outputs: Value = serde_json::from_str(&row.outputs).unwrap_or(Value::Null);
+    let zone = state.config().time_zone;
+    let outputs = row.outputs.value_or_null();
     let created_at = format_ms(row.created_at, zone);
     let finish_at = row
         .finished_at
@@ -31,7 +29,7 @@ pub(crate) async fn schedule(
         "trace_id": row.trace_id,
         "plugin_version": row.plugin_version,
         "version": row.plugin_version,
-        "state": row.state,
+        "state": row.state.state().as_i32(),
         "invoke_count": row.invoke_count,
         "outputs": outputs,
         "err": row.error.unwrap_or_default(),
@@ -39,5 +37,5 @@ pub(crate) async fn schedule(
         "create_at": created_at,
         "finish_at": finish_at,
     });
-    Ok(success("", data, Some(&trace_id)))
+    Ok(Envelope::success("", data).traced(&trace_id).ok())
 }

@@ -8,18 +8,18 @@ use sea_orm::{DbErr, EntityTrait, Set};
 use crate::store::{Store, now_ms};
 
 /// The scope of public-key rows.
-pub const PUBLIC_KEY: &str = "public_key";
+pub(crate) const PUBLIC_KEY: &str = "public_key";
 /// The scope of sync-state rows.
-pub const SYNC_STATE: &str = "sync_state";
+pub(crate) const SYNC_STATE: &str = "sync_state";
 
 /// The `bkp_apigw_context` entity.
-pub mod entity {
+pub(crate) mod entity {
     use sea_orm::entity::prelude::*;
 
     /// One shared gateway value.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "bkp_apigw_context")]
-    pub struct Model {
+    pub(crate) struct Model {
         /// What kind of value (`public_key`, `sync_state`).
         #[sea_orm(primary_key, auto_increment = false)]
         pub scope: String,
@@ -34,13 +34,13 @@ pub mod entity {
 
     /// No relations.
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
+    pub(crate) enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
 }
 
 /// The value stored under (`scope`, `name`), if any.
-pub async fn get(store: &Store, scope: &str, name: &str) -> Result<Option<String>, DbErr> {
+pub(crate) async fn get(store: &Store, scope: &str, name: &str) -> Result<Option<String>, DbErr> {
     Ok(
         entity::Entity::find_by_id((scope.to_string(), name.to_string()))
             .one(store.connection())
@@ -50,7 +50,7 @@ pub async fn get(store: &Store, scope: &str, name: &str) -> Result<Option<String
 }
 
 /// Stores `value` under (`scope`, `name`), replacing what was there, in one statement.
-pub async fn put(store: &Store, scope: &str, name: &str, value: &str) -> Result<(), DbErr> {
+pub(crate) async fn put(store: &Store, scope: &str, name: &str, value: &str) -> Result<(), DbErr> {
     let row = entity::ActiveModel {
         scope: Set(scope.to_string()),
         name: Set(name.to_string()),

@@ -2,6 +2,7 @@
 //! `BK_APIGW_MANAGER_URL_TMPL` (else `BK_APIGW_MANAGER_URL_TEMPL`, else `BK_API_URL_TMPL`) with
 //! `{api_name}` = `bk-apigateway`, stage `prod`, then `api/v1/apis/<gateway>/...`.
 
+use crate::config::var;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -11,7 +12,7 @@ use crate::config::Config;
 
 /// A failed gateway manager call.
 #[derive(Debug, thiserror::Error)]
-pub enum ManagerError {
+pub(crate) enum ManagerError {
     /// Something needed to call the gateway is not configured.
     #[error("{0}")]
     Config(String),
@@ -39,19 +40,15 @@ pub enum ManagerError {
 
 /// Where the gateway manager is and who calls it.
 #[derive(Debug, Clone)]
-pub struct Manager {
+pub(crate) struct Manager {
     http: reqwest::Client,
     base: String,
     authorization: String,
     tenant_id: Option<String>,
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 /// The manager URL template and the variable it came from.
-pub fn url_template() -> Option<(String, &'static str)> {
+pub(crate) fn url_template() -> Option<(String, &'static str)> {
     [
         "BK_APIGW_MANAGER_URL_TMPL",
         "BK_APIGW_MANAGER_URL_TEMPL",
@@ -64,7 +61,7 @@ pub fn url_template() -> Option<(String, &'static str)> {
 impl Manager {
     /// A client for `config.gateway_name`; needs a URL template, `BKPAAS_APP_ID` and
     /// `BKPAAS_APP_SECRET`.
-    pub fn from_config(config: &Config) -> Result<Self, ManagerError> {
+    pub(crate) fn from_config(config: &Config) -> Result<Self, ManagerError> {
         let (template, _) = url_template().ok_or_else(|| {
             ManagerError::Config(
                 "the gateway manager address is unknown: set BK_API_URL_TMPL (PaaS injects it) or BK_APIGW_MANAGER_URL_TMPL".into(),
@@ -100,13 +97,13 @@ impl Manager {
     }
 
     /// The URL of `path` (relative to `api/v1/apis/<gateway>/`).
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     /// Calls `path` and returns the envelope's `data`; an HTTP error status, a non-zero `code`
     /// or `result: false` is an error carrying the gateway's message.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -163,7 +160,7 @@ impl Manager {
 }
 
 /// An error with its causes (reqwest hides the TLS reason in a source).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

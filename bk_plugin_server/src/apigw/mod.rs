@@ -2,7 +2,7 @@
 //! (`sync-apigw`), the gateway's public key (`fetch-apigw-public-key`, and where `serve` finds
 //! it), and the gateway manager client both use.
 
-pub mod context;
-pub mod manager;
-pub mod public_key;
-pub mod sync;
+pub(crate) mod context;
+pub(crate) mod manager;
+pub(crate) mod public_key;
+pub(crate) mod sync;

@@ -16,14 +16,13 @@ use serde_json::Value;
 
 use super::context;
 use super::manager::{Manager, ManagerError};
-use crate::app::AppState;
 use crate::auth::GatewayVerifier;
 use crate::config::Config;
 use crate::store::Store;
 
 /// Where a key was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeySource {
+pub(crate) enum KeySource {
     /// `APIGW_PUBLIC_KEY`.
     Env,
     /// `APIGW_PUBLIC_KEY_FILE`.
@@ -47,7 +46,7 @@ impl std::fmt::Display for KeySource {
 
 /// A key and where it came from.
 #[derive(Debug, Clone)]
-pub struct FoundKey {
+pub(crate) struct FoundKey {
     /// The PEM text.
     pub pem: String,
     /// Its source.
@@ -56,7 +55,7 @@ pub struct FoundKey {
 
 /// Why no key could be had.
 #[derive(Debug, thiserror::Error)]
-pub enum KeyError {
+pub(crate) enum KeyError {
     /// A source is set but unusable.
     #[error("{0}")]
     Source(String),
@@ -69,17 +68,15 @@ pub enum KeyError {
 }
 
 /// The key from the environment or its file, if one is configured.
-pub fn from_env() -> Result<Option<FoundKey>, KeyError> {
-    if let Ok(pem) = std::env::var("APIGW_PUBLIC_KEY")
-        && !pem.trim().is_empty()
-    {
+pub(crate) fn from_env(config: &Config) -> Result<Option<FoundKey>, KeyError> {
+    if let Some(pem) = &config.apigw_public_key {
         return Ok(Some(FoundKey {
             pem: pem.replace("\\n", "\n"),
             source: KeySource::Env,
         }));
     }
-    match std::env::var("APIGW_PUBLIC_KEY_FILE") {
-        Ok(path) if !path.trim().is_empty() => std::fs::read_to_string(&path)
+    match config.apigw_public_key_file.clone() {
+        Some(path) => std::fs::read_to_string(&path)
             .map(|pem| {
                 Some(FoundKey {
                     pem,
@@ -88,12 +85,15 @@ pub fn from_env() -> Result<Option<FoundKey>, KeyError> {
             })
             .map_err(|e| KeySource::File(path).to_string() + ": " + &e.to_string())
             .map_err(KeyError::Source),
-        _ => Ok(None),
+        None => Ok(None),
     }
 }
 
 /// The key stored in the database for `gateway`.
-pub async fn from_database(store: &Store, gateway: &str) -> Result<Option<String>, KeyError> {
+pub(crate) async fn from_database(
+    store: &Store,
+    gateway: &str,
+) -> Result<Option<String>, KeyError> {
     Ok(context::get(store, context::PUBLIC_KEY, gateway)
         .await?
         .filter(|pem| !pem.trim().is_empty()))
@@ -101,7 +101,7 @@ pub async fn from_database(store: &Store, gateway: &str) -> Result<Option<String
 
 /// Fetches the key from the gateway manager (`GET public_key/`), checks that it is an RSA
 /// public key, and stores it in the database.
-pub async fn fetch_and_store(config: &Config, store: &Store) -> Result<String, KeyError> {
+pub(crate) async fn fetch_and_store(config: &Config, store: &Store) -> Result<String, KeyError> {
     let manager = Manager::from_config(config)?;
     let data = manager.call(Method::GET, "public_key/", None).await?;
     let pem = data
@@ -122,12 +122,12 @@ pub async fn fetch_and_store(config: &Config, store: &Store) -> Result<String, K
 
 /// Finds the key for `serve`: environment, file, database, then (when `fetch` is true) one
 /// fetch from the gateway manager. `None` when there is none and `fetch` is false.
-pub async fn resolve(
+pub(crate) async fn resolve(
     config: &Config,
     store: &Store,
     fetch: bool,
 ) -> Result<Option<FoundKey>, KeyError> {
-    if let Some(found) = from_env()? {
+    if let Some(found) = from_env(config)? {
         return Ok(Some(found));
     }
     if let Some(pem) = from_database(store, &config.gateway_name).await? {
@@ -148,13 +148,18 @@ pub async fn resolve(
 
 /// Re-reads a file or database key every `config.public_key_refresh` and replaces the
 /// verifier's key when it changed (which also empties its verified-token cache). A key from `APIGW_PUBLIC_KEY` never changes and is not watched.
-pub fn spawn_refresh(state: Arc<AppState>, found: FoundKey) {
+pub(crate) fn spawn_refresh(
+    verifier: GatewayVerifier,
+    store: Store,
+    config: Arc<Config>,
+    found: FoundKey,
+) {
     if found.source == KeySource::Env {
         return;
     }
     tokio::spawn(async move {
         let mut current = found.pem;
-        let every: Duration = state.config.public_key_refresh;
+        let every: Duration = config.public_key_refresh;
         loop {
             tokio::time::sleep(every).await;
             let latest = match &found.source {
@@ -165,7 +170,7 @@ pub fn spawn_refresh(state: Arc<AppState>, found: FoundKey) {
                         None
                     }
                 },
-                _ => match from_database(&state.store, &state.config.gateway_name).await {
+                _ => match from_database(&store, &config.gateway_name).await {
                     Ok(pem) => pem,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot re-read the gateway public key; keeping the current one");
@@ -175,9 +180,6 @@ pub fn spawn_refresh(state: Arc<AppState>, found: FoundKey) {
             };
             let Some(latest) = latest.filter(|pem| pem.trim() != current.trim()) else {
                 continue;
-            };
-            let Some(verifier) = &state.verifier else {
-                return;
             };
             match verifier.replace_key(&latest) {
                 Ok(changed) => {

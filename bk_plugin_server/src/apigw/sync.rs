@@ -8,6 +8,7 @@
 //! resource version is `<BK_APIGW_RELEASE_VERSION or 1.0.0>+<UTC yyyymmddHHMMSS>`, so a retried
 //! hook never collides with the version an earlier attempt created.
 
+use crate::config::var;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -19,7 +20,7 @@ use crate::store::Store;
 
 /// Why a sync could not be planned or did not complete.
 #[derive(Debug, thiserror::Error)]
-pub enum SyncError {
+pub(crate) enum SyncError {
     /// The environment does not say enough to build the definition.
     #[error("{0}")]
     Config(String),
@@ -33,7 +34,7 @@ pub enum SyncError {
 
 /// One gateway manager call.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub(crate) struct Call {
     /// The HTTP method (all are POST).
     pub method: Method,
     /// Relative to `api/v1/apis/<gateway>/`.
@@ -44,7 +45,7 @@ pub struct Call {
 
 /// Everything one sync sends, in order.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The gateway.
     pub gateway: String,
     /// The stage released to.
@@ -57,10 +58,6 @@ pub struct Plan {
     pub version: String,
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 fn csv(name: &str) -> Vec<String> {
     var(name)
         .unwrap_or_default()
@@ -70,16 +67,14 @@ fn csv(name: &str) -> Vec<String> {
         .collect()
 }
 
+/// A boolean variable; a value that is not a boolean counts as false.
 fn truthy(name: &str, default: bool) -> bool {
-    match var(name) {
-        Some(v) => ["1", "true", "yes", "on"].contains(&v.trim().to_ascii_lowercase().as_str()),
-        None => default,
-    }
+    crate::config::flag(name, default).unwrap_or(false)
 }
 
 /// The stage's backend (`scheme://host[:port]`) and sub path from
 /// `BKPAAS_DEFAULT_PREALLOCATED_URLS` (`{"stag": url, "prod": url}`), for `environment`.
-pub fn backend(environment: &str) -> Result<(String, String), SyncError> {
+pub(crate) fn backend(environment: &str) -> Result<(String, String), SyncError> {
     let raw = var("BKPAAS_DEFAULT_PREALLOCATED_URLS").ok_or_else(|| {
         SyncError::Config(
             "BKPAAS_DEFAULT_PREALLOCATED_URLS is not set: the gateway stage needs this module's address (PaaS injects it)".into(),
@@ -204,7 +199,7 @@ const RESOURCES: [Row; 7] = [
 
 /// The resources document (OpenAPI 3.0.3 with `x-bk-apigateway-resource`; sent as JSON, which
 /// the manager reads as YAML). With a sub path, backend paths start with `/{env.api_sub_path}`.
-pub fn resources(sub_path: bool) -> Value {
+pub(crate) fn resources(sub_path: bool) -> Value {
     let mut paths = serde_json::Map::new();
     for (path, method, operation, backend, user, app, perm, subpath) in RESOURCES {
         let backend_path = if sub_path {
@@ -259,7 +254,7 @@ fn timestamp() -> String {
 
 /// Builds what a sync of `config`'s gateway sends, from the environment (the variable names
 /// are those of the Python and Go runtimes; docs/deployment.md lists them).
-pub fn plan(config: &Config, description: &str) -> Result<Plan, SyncError> {
+pub(crate) fn plan(config: &Config, description: &str) -> Result<Plan, SyncError> {
     let stage = config.stage_name.clone();
     let env_name = match config.environment {
         crate::config::Environment::Stag => "stag",
@@ -393,7 +388,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// What a sync did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Nothing changed since the last successful sync; nothing was sent.
     Unchanged,
     /// Every call succeeded; the version released.
@@ -402,7 +397,7 @@ pub enum Outcome {
 
 /// Runs `plan` against the gateway manager unless the last successful sync had the same hash
 /// (and not `force`). The outcome (hash, success) is recorded either way.
-pub async fn run(
+pub(crate) async fn run(
     config: &Config,
     store: &Store,
     plan: &Plan,

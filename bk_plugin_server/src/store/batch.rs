@@ -14,7 +14,7 @@ const QUEUE: usize = 8_192;
 /// Why a submitted item was not written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct BatchError {
+pub(crate) struct BatchError {
     /// What went wrong.
     pub message: String,
     /// The database answered and refused the item itself (too long for a column, a constraint):
@@ -24,7 +24,7 @@ pub struct BatchError {
 
 impl BatchError {
     /// A failure that may pass when tried again.
-    pub fn transient(message: impl Into<String>) -> Self {
+    pub(crate) fn transient(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             rejected: false,
@@ -42,7 +42,7 @@ type Job<T, R> = (T, oneshot::Sender<Result<R, BatchError>>);
 
 /// The submitting side of a batch writer.
 #[derive(Debug)]
-pub struct Batcher<T, R> {
+pub(crate) struct Batcher<T, R> {
     sender: mpsc::Sender<Job<T, R>>,
 }
 
@@ -59,7 +59,7 @@ impl<T: Clone + Send + 'static, R: Send + 'static> Batcher<T, R> {
     /// hands them to `write`, which returns one result per item, in order. When a batch of
     /// several fails, each item is written again on its own, so that one bad item (too large,
     /// say) fails alone instead of failing its neighbours.
-    pub fn spawn<W, F, E>(writers: usize, max_batch: usize, write: W) -> Self
+    pub(crate) fn spawn<W, F, E>(writers: usize, max_batch: usize, write: W) -> Self
     where
         W: Fn(Vec<T>) -> F + Send + Sync + 'static,
         F: Future<Output = Result<Vec<R>, E>> + Send,
@@ -73,7 +73,7 @@ impl<T: Clone + Send + 'static, R: Send + 'static> Batcher<T, R> {
     /// it is never written; one whose submitter stopped waiting while it was being written
     /// (whatever the outcome, since a failed write may still have committed) is handed to
     /// `abandoned`, which undoes it.
-    pub fn spawn_abandoning<W, F, E, A>(
+    pub(crate) fn spawn_abandoning<W, F, E, A>(
         writers: usize,
         max_batch: usize,
         write: W,
@@ -148,7 +148,7 @@ impl<T: Clone + Send + 'static, R: Send + 'static> Batcher<T, R> {
     }
 
     /// Submits one item and waits until its batch is written.
-    pub async fn submit(&self, item: T) -> Result<R, BatchError> {
+    pub(crate) async fn submit(&self, item: T) -> Result<R, BatchError> {
         let (reply, answer) = oneshot::channel();
         self.sender
             .send((item, reply))

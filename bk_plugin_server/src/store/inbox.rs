@@ -8,12 +8,12 @@ use sea_orm::{
 
 use bk_plugin_core::State;
 
-use super::entity::{callback, schedule};
+use super::entity::{JsonText, StoredState, callback, schedule};
 use super::{Store, StoreError, now_ms, retry_transient};
 
 /// What became of a delivered callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallbackAcceptance {
+pub(crate) enum CallbackAcceptance {
     /// Stored; the invocation re-runs with it.
     Accepted {
         /// Whether the row is runnable now (not mid-step).
@@ -35,11 +35,12 @@ impl Store {
     /// A callback for an invocation not stored yet is kept too: its token proves we issued it,
     /// so its first run is still in progress (a fast third party can call back before the
     /// invoke has answered). Storing the waiting row then makes it due at once.
-    pub async fn accept_callback(
+    #[cfg(test)]
+    pub(crate) async fn accept_callback(
         &self,
         trace_id: &str,
         callback_id: &str,
-        data: String,
+        data: JsonText,
     ) -> Result<CallbackAcceptance, StoreError> {
         self.accept_callback_for(trace_id, callback_id, data, true)
             .await
@@ -48,11 +49,11 @@ impl Store {
     /// [`Store::accept_callback`], keeping a callback for an invocation that is not stored only
     /// when `may_be_early` (the caller judged that its invocation's first run may still be in
     /// progress); otherwise such a callback is [`CallbackAcceptance::NotFound`].
-    pub async fn accept_callback_for(
+    pub(crate) async fn accept_callback_for(
         &self,
         trace_id: &str,
         callback_id: &str,
-        data: String,
+        data: JsonText,
         may_be_early: bool,
     ) -> Result<CallbackAcceptance, StoreError> {
         let row = self.get(trace_id).await?;
@@ -67,10 +68,9 @@ impl Store {
             return Ok(CallbackAcceptance::NotFound);
         }
         if let Some(row) = &row {
-            let state = State::from_i32(row.state).unwrap_or(State::Fail);
-            let mid_step = row.lease_owner.is_some() && state == State::Poll;
-            if state != State::Callback && !mid_step {
-                return Ok(CallbackAcceptance::NotWaiting(state));
+            let mid_step = row.lease_owner.is_some() && row.state == StoredState::Poll;
+            if row.state != StoredState::Callback && !mid_step {
+                return Ok(CallbackAcceptance::NotWaiting(row.state.state()));
             }
         }
         let now = now_ms();
@@ -97,7 +97,7 @@ impl Store {
                 .col_expr(schedule::Column::RunAt, Expr::value(now))
                 .col_expr(schedule::Column::UpdatedAt, Expr::value(now))
                 .filter(schedule::Column::TraceId.eq(trace_id))
-                .filter(schedule::Column::State.eq(State::Callback.as_i32()))
+                .filter(schedule::Column::State.eq(StoredState::Callback))
                 .filter(schedule::Column::LeaseOwner.is_null())
                 .exec(&self.db)
         })
@@ -109,7 +109,10 @@ impl Store {
 
     /// Deletes callbacks older than `before` whose invocation is not stored (early arrivals for
     /// invocations that then finished in the invoke call); returns how many went.
-    pub async fn delete_orphan_callbacks_before(&self, before: i64) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_orphan_callbacks_before(
+        &self,
+        before: i64,
+    ) -> Result<u64, StoreError> {
         use sea_orm::{QuerySelect, QueryTrait};
         let stored = schedule::Entity::find()
             .select_only()
@@ -124,7 +127,7 @@ impl Store {
     }
 
     /// The oldest callback delivered to `trace_id` that no step has consumed.
-    pub async fn oldest_callback(
+    pub(crate) async fn oldest_callback(
         &self,
         trace_id: &str,
     ) -> Result<Option<callback::Model>, StoreError> {
@@ -156,7 +159,7 @@ pub(super) async fn wake_if_called_back<C: ConnectionTrait>(
     schedule::Entity::update_many()
         .col_expr(schedule::Column::RunAt, Expr::value(now))
         .filter(schedule::Column::TraceId.is_in(trace_ids))
-        .filter(schedule::Column::State.eq(State::Callback.as_i32()))
+        .filter(schedule::Column::State.eq(StoredState::Callback))
         .filter(schedule::Column::TraceId.in_subquery(waiting))
         .exec(db)
         .await?;

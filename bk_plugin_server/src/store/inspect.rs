@@ -3,48 +3,48 @@
 
 use sea_orm::{ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect};
 
-use super::entity::{callback, schedule};
+use super::entity::{NotifyState, StoredState, callback, schedule};
 use super::{Store, StoreError};
 
 /// Which invocations `schedules` lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScheduleFilter {
-    /// Only these protocol states (any state when empty).
-    pub states: Vec<i32>,
+pub(crate) struct ScheduleFilter {
+    /// Only these states (any state when empty).
+    pub(crate) states: Vec<StoredState>,
     /// Only this plugin version.
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
     /// Only invocations created at or after this time (ms since the epoch).
-    pub since: Option<i64>,
+    pub(crate) since: Option<i64>,
     /// At most this many rows.
-    pub limit: u64,
+    pub(crate) limit: u64,
 }
 
 /// One line of the listing: everything but the JSON documents, which can be megabytes each.
 #[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
-pub struct ScheduleSummary {
+pub(crate) struct ScheduleSummary {
     /// The invocation's trace id.
-    pub trace_id: String,
+    pub(crate) trace_id: String,
     /// The plugin version it runs.
-    pub plugin_version: String,
+    pub(crate) plugin_version: String,
     /// The protocol state.
-    pub state: i32,
+    pub(crate) state: StoredState,
     /// How many times `execute` has run.
-    pub invoke_count: i32,
+    pub(crate) invoke_count: i32,
     /// The `err` of a failed invocation.
-    pub err: Option<String>,
-    /// Finish-callback delivery state (see [`super::notify`]).
-    pub notify_state: i16,
+    pub(crate) err: Option<String>,
+    /// Finish-callback delivery state.
+    pub(crate) notify_state: NotifyState,
     /// Finish-callback attempts so far.
-    pub notify_attempts: i32,
+    pub(crate) notify_attempts: i32,
     /// When it was created (ms).
-    pub created_at: i64,
+    pub(crate) created_at: i64,
     /// When it reached SUCCESS or FAIL (ms).
-    pub finished_at: Option<i64>,
+    pub(crate) finished_at: Option<i64>,
 }
 
 impl Store {
     /// Stored invocations matching `filter`, newest first (ties by trace id).
-    pub async fn list_schedules(
+    pub(crate) async fn list_schedules(
         &self,
         filter: &ScheduleFilter,
     ) -> Result<Vec<ScheduleSummary>, StoreError> {
@@ -78,7 +78,10 @@ impl Store {
     }
 
     /// The callbacks delivered to `trace_id`, in arrival order.
-    pub async fn callbacks_of(&self, trace_id: &str) -> Result<Vec<callback::Model>, StoreError> {
+    pub(crate) async fn callbacks_of(
+        &self,
+        trace_id: &str,
+    ) -> Result<Vec<callback::Model>, StoreError> {
         Ok(callback::Entity::find()
             .filter(callback::Column::TraceId.eq(trace_id))
             .order_by_asc(callback::Column::CreatedAt)

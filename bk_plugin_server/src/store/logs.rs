@@ -7,7 +7,7 @@ use super::{Store, StoreError};
 
 /// A captured log line waiting to be written.
 #[derive(Debug, Clone)]
-pub struct LogLine {
+pub(crate) struct LogLine {
     /// The trace it belongs to.
     pub trace_id: String,
     /// When it was emitted (ms since the epoch).
@@ -18,7 +18,7 @@ pub struct LogLine {
 
 impl Store {
     /// Writes captured log lines in one statement.
-    pub async fn insert_logs(&self, lines: Vec<LogLine>) -> Result<(), StoreError> {
+    pub(crate) async fn insert_logs(&self, lines: Vec<LogLine>) -> Result<(), StoreError> {
         if lines.is_empty() {
             return Ok(());
         }
@@ -35,7 +35,7 @@ impl Store {
     }
 
     /// Every captured line of a trace, oldest first.
-    pub async fn logs_of(&self, trace_id: &str) -> Result<Vec<String>, StoreError> {
+    pub(crate) async fn logs_of(&self, trace_id: &str) -> Result<Vec<String>, StoreError> {
         Ok(log::Entity::find()
             .select_only()
             .column(log::Column::Line)
@@ -48,7 +48,11 @@ impl Store {
     }
 
     /// Deletes up to `batch` captured lines older than `before`; returns how many went.
-    pub async fn delete_logs_before(&self, before: i64, batch: u64) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_logs_before(
+        &self,
+        before: i64,
+        batch: u64,
+    ) -> Result<u64, StoreError> {
         let ids: Vec<i64> = log::Entity::find()
             .select_only()
             .column(log::Column::Id)

@@ -4,19 +4,24 @@
 //! Every transition of a leased row is guarded by the state it leaves and the lease owner, so
 //! a paused or stale worker whose lease was taken over can never overwrite newer progress.
 
-pub mod batch;
-pub mod entity;
+pub(crate) mod batch;
+pub(crate) mod entity;
 mod inbox;
 mod inspect;
 mod logs;
-pub mod migration;
+pub(crate) mod migration;
 mod notifications;
+#[cfg(test)]
+mod query_plan_tests;
 mod queue;
+#[cfg(test)]
+mod transition_tests;
 
-pub use inbox::CallbackAcceptance;
-pub use inspect::{ScheduleFilter, ScheduleSummary};
-pub use logs::LogLine;
-pub use queue::{FinishedStep, NewWaiting, Transition, hot_queries};
+pub(crate) use entity::{JsonText, NotifyState, StoredState};
+pub(crate) use inbox::CallbackAcceptance;
+pub(crate) use inspect::{ScheduleFilter, ScheduleSummary};
+pub(crate) use logs::LogLine;
+pub(crate) use queue::{FinishedStep, NewWaiting, Transition, Wait, wants_finish_callback};
 
 use std::time::Duration;
 
@@ -28,27 +33,19 @@ use migration::Migrator;
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     /// The database answered with an error or could not be reached.
     #[error("database error: {0}")]
     Db(#[from] DbErr),
     /// The database server is too old for the claim query.
     #[error("{0}")]
     Unsupported(String),
-    /// A stored JSON document could not be read back.
-    #[error("stored data of {trace_id} is not valid JSON: {message}")]
-    Corrupt {
-        /// The invocation.
-        trace_id: String,
-        /// What serde said.
-        message: String,
-    },
 }
 
 /// Whether a database error is a conflict that succeeds when tried again: a deadlock or
 /// serialization failure (MySQL 1213, SQLSTATE 40001 / 40P01), a lock wait timeout (MySQL 1205),
 /// or a busy SQLite database.
-pub fn is_transient(error: &DbErr) -> bool {
+pub(crate) fn is_transient(error: &DbErr) -> bool {
     let text = error.to_string();
     [
         "1213",
@@ -68,7 +65,7 @@ pub fn is_transient(error: &DbErr) -> bool {
 /// SQLSTATE classes 22 (data exception), 23 (integrity constraint) and 54 (program limit) on
 /// PostgreSQL and MySQL, `SQLITE_TOOBIG`, `SQLITE_CONSTRAINT` and `SQLITE_MISMATCH` on SQLite.
 /// Outages, killed connections, timeouts and lock conflicts are not rejections.
-pub fn is_rejection(error: &DbErr) -> bool {
+pub(crate) fn is_rejection(error: &DbErr) -> bool {
     use sea_orm::{RuntimeErr, sqlx};
     let (DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner))) =
         error
@@ -95,10 +92,10 @@ pub fn is_rejection(error: &DbErr) -> bool {
 
 impl StoreError {
     /// See [`is_rejection`].
-    pub fn is_rejection(&self) -> bool {
+    pub(crate) fn is_rejection(&self) -> bool {
         match self {
             Self::Db(e) => is_rejection(e),
-            Self::Unsupported(_) | Self::Corrupt { .. } => false,
+            Self::Unsupported(_) => false,
         }
     }
 }
@@ -114,10 +111,10 @@ impl From<StoreError> for batch::BatchError {
 
 /// The longest `err` the store keeps, in bytes: a longer one is cut at a character boundary
 /// and ends with `... [err truncated: N bytes in all]`.
-pub const MAX_ERR_BYTES: usize = 32 * 1024;
+pub(crate) const MAX_ERR_BYTES: usize = 32 * 1024;
 
 /// `err` cut to [`MAX_ERR_BYTES`].
-pub fn cap_err(err: String) -> String {
+pub(crate) fn cap_err(err: String) -> String {
     if err.len() <= MAX_ERR_BYTES {
         return err;
     }
@@ -159,7 +156,7 @@ static CLOCK_OFFSET_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::Atomic
 /// Milliseconds since the Unix epoch, now, by the database's clock: every lease, due time and
 /// deadline any process writes or compares uses it, so processes whose clocks disagree still
 /// agree on when a lease has run out.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     local_ms() + CLOCK_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
@@ -168,33 +165,17 @@ fn local_ms() -> i64 {
 }
 
 /// How often [`Store::sync_clock`] measures the database's clock again.
-pub const CLOCK_SYNC_EVERY: Duration = Duration::from_secs(30);
-
-fn ms(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 4)
-}
-
-/// Finish-callback delivery states (`notify_state`).
-pub mod notify {
-    /// Nothing to deliver.
-    pub const NONE: i16 = 0;
-    /// Waiting for delivery.
-    pub const PENDING: i16 = 1;
-    /// Delivered.
-    pub const DELIVERED: i16 = 2;
-    /// Every try failed.
-    pub const GAVE_UP: i16 = 3;
-}
+pub(crate) const CLOCK_SYNC_EVERY: Duration = Duration::from_secs(30);
 
 /// A connection to the schedule database.
 #[derive(Debug, Clone)]
-pub struct Store {
+pub(crate) struct Store {
     db: DatabaseConnection,
 }
 
 impl Store {
     /// Connects, with WAL and a busy timeout on SQLite.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+    pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let mut options = ConnectOptions::new(url.to_string());
         options
             .max_connections(max_connections)
@@ -223,7 +204,7 @@ impl Store {
 
     /// Measures how far the database's clock is from this process's clock (half the round
     /// trip is taken as the query's delay) and makes [`now_ms`] follow the database's clock.
-    pub async fn sync_clock(&self) -> Result<i64, StoreError> {
+    pub(crate) async fn sync_clock(&self) -> Result<i64, StoreError> {
         use sea_orm::ConnectionTrait;
         let backend = self.db.get_database_backend();
         let sql = match backend {
@@ -252,24 +233,24 @@ impl Store {
     }
 
     /// The connection, for tests and tools.
-    pub fn connection(&self) -> &DatabaseConnection {
+    pub(crate) fn connection(&self) -> &DatabaseConnection {
         &self.db
     }
 
     /// Applies every pending migration (idempotent).
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
         Migrator::up(&self.db, None).await?;
         Ok(())
     }
 
     /// The names of migrations not yet applied.
-    pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+    pub(crate) async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
         let pending = Migrator::get_pending_migrations(&self.db).await?;
         Ok(pending.iter().map(|m| m.name().to_string()).collect())
     }
 
     /// One invocation by trace id.
-    pub async fn get(&self, trace_id: &str) -> Result<Option<schedule::Model>, StoreError> {
+    pub(crate) async fn get(&self, trace_id: &str) -> Result<Option<schedule::Model>, StoreError> {
         Ok(schedule::Entity::find_by_id(trace_id.to_string())
             .one(&self.db)
             .await?)

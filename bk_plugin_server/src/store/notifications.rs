@@ -5,12 +5,14 @@ use std::time::Duration;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
+use super::entity::NotifyState;
 use super::entity::schedule;
-use super::{Store, StoreError, ms, notify, now_ms};
+use super::{Store, StoreError, now_ms};
+use crate::time::duration_ms;
 
 impl Store {
     /// Claims finished rows whose finish callback is due.
-    pub async fn claim_notifications(
+    pub(crate) async fn claim_notifications(
         &self,
         owner: &str,
         lease: Duration,
@@ -18,7 +20,7 @@ impl Store {
     ) -> Result<Vec<schedule::Model>, StoreError> {
         let now = now_ms();
         let candidates: Vec<schedule::Model> = schedule::Entity::find()
-            .filter(schedule::Column::NotifyState.eq(notify::PENDING))
+            .filter(schedule::Column::NotifyState.eq(NotifyState::Pending))
             .filter(schedule::Column::NotifyAt.lte(now))
             .order_by_asc(schedule::Column::NotifyAt)
             .limit(limit)
@@ -27,12 +29,12 @@ impl Store {
         let mut claimed = Vec::new();
         for mut row in candidates {
             // Push notify_at past the lease: another notifier skips it until then.
-            let until = now + ms(lease);
+            let until = now + duration_ms(lease);
             let taken = schedule::Entity::update_many()
                 .col_expr(schedule::Column::NotifyAt, Expr::value(until))
                 .col_expr(schedule::Column::LeaseOwner, Expr::value(owner.to_string()))
                 .filter(schedule::Column::TraceId.eq(row.trace_id.clone()))
-                .filter(schedule::Column::NotifyState.eq(notify::PENDING))
+                .filter(schedule::Column::NotifyState.eq(NotifyState::Pending))
                 .filter(schedule::Column::NotifyAt.eq(row.notify_at))
                 .exec(&self.db)
                 .await?;
@@ -45,11 +47,11 @@ impl Store {
     }
 
     /// Records a finish-callback attempt: delivered, retry at `retry_at`, or given up.
-    pub async fn record_notification(
+    pub(crate) async fn record_notification(
         &self,
         trace_id: &str,
         attempts: i32,
-        outcome: i16,
+        outcome: NotifyState,
         retry_at: Option<i64>,
     ) -> Result<(), StoreError> {
         schedule::Entity::update_many()
@@ -61,7 +63,7 @@ impl Store {
                 Expr::value(Option::<String>::None),
             )
             .filter(schedule::Column::TraceId.eq(trace_id))
-            .filter(schedule::Column::NotifyState.eq(notify::PENDING))
+            .filter(schedule::Column::NotifyState.eq(NotifyState::Pending))
             .exec(&self.db)
             .await?;
         Ok(())

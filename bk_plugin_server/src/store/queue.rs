@@ -11,84 +11,208 @@ use sea_orm::{
 
 use bk_plugin_core::State;
 
-use super::entity::{callback, schedule};
+use super::entity::{JsonText, NotifyState, StoredState, callback, schedule};
 use super::inbox::wake_if_called_back;
-use super::{Store, StoreError, ms, notify, now_ms, retry_transient};
+use super::{Store, StoreError, now_ms, retry_transient};
+use crate::time::duration_ms;
 
 /// A new waiting invocation, written when its first run asks to wait.
 #[derive(Debug, Clone)]
-pub struct NewWaiting {
+pub(crate) struct NewWaiting {
     /// The trace id.
-    pub trace_id: String,
+    pub(crate) trace_id: String,
     /// The plugin version.
-    pub version: String,
-    /// POLL or CALLBACK.
-    pub state: State,
-    /// The invoke's inputs (JSON text).
-    pub inputs: String,
-    /// The invoke's context (JSON text).
-    pub context: String,
-    /// Storage after the first run (JSON text).
-    pub storage: String,
-    /// Outputs after the first run (JSON text).
-    pub outputs: String,
-    /// When the worker picks it up.
-    pub run_at: i64,
-    /// For CALLBACK: when it gives up waiting.
-    pub callback_deadline: Option<i64>,
+    pub(crate) version: String,
+    /// What it waits for.
+    pub(crate) wait: Wait,
+    /// The invoke's inputs.
+    pub(crate) inputs: JsonText,
+    /// The invoke's context.
+    pub(crate) context: JsonText,
+    /// Storage after the first run.
+    pub(crate) storage: JsonText,
+    /// Outputs after the first run.
+    pub(crate) outputs: JsonText,
 }
 
-/// How a leased step ends.
+/// What a waiting invocation waits for (times in ms since the epoch, by [`now_ms`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// POLL: due again at this time.
+    Poll {
+        /// When it is due.
+        run_at: i64,
+    },
+    /// CALLBACK: woken by a callback, or due at `deadline`, when it gives up waiting.
+    Callback {
+        /// When it gives up waiting.
+        deadline: i64,
+    },
+}
+
+impl Wait {
+    fn state(self) -> StoredState {
+        match self {
+            Self::Poll { .. } => StoredState::Poll,
+            Self::Callback { .. } => StoredState::Callback,
+        }
+    }
+
+    fn run_at(self) -> i64 {
+        match self {
+            Self::Poll { run_at } => run_at,
+            Self::Callback { deadline } => deadline,
+        }
+    }
+
+    fn callback_deadline(self) -> Option<i64> {
+        match self {
+            Self::Poll { .. } => None,
+            Self::Callback { deadline } => Some(deadline),
+        }
+    }
+}
+
+/// How a leased step ends: one named constructor per transition (River's per-transition
+/// parameters), so that a terminal state with a due time, or a CALLBACK without a deadline,
+/// cannot be written.
 #[derive(Debug, Clone)]
-pub struct Transition {
+pub(crate) struct Transition {
+    to: To,
+    invoke_count: i32,
+    /// New storage and outputs, or `None` to keep what is stored.
+    written: Option<(JsonText, JsonText)>,
+    consumed_callback: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+enum To {
+    Wait(Wait),
+    Success { notify: bool },
+    Fail { err: String, notify: bool },
+}
+
+impl Transition {
+    /// Waits again (POLL or CALLBACK) after `invoke_count` runs, with this storage and outputs.
+    pub(crate) fn wait(
+        wait: Wait,
+        invoke_count: i32,
+        storage: JsonText,
+        outputs: JsonText,
+    ) -> Self {
+        Self {
+            to: To::Wait(wait),
+            invoke_count,
+            written: Some((storage, outputs)),
+            consumed_callback: None,
+        }
+    }
+
+    /// SUCCESS after `invoke_count` runs, with these outputs; `notify`: deliver the finish
+    /// callback.
+    pub(crate) fn succeed(
+        invoke_count: i32,
+        storage: JsonText,
+        outputs: JsonText,
+        notify: bool,
+    ) -> Self {
+        Self {
+            to: To::Success { notify },
+            invoke_count,
+            written: Some((storage, outputs)),
+            consumed_callback: None,
+        }
+    }
+
+    /// FAIL with `err` after `invoke_count` runs, keeping what is stored unless `written`
+    /// gives the run's storage and outputs; `notify`: deliver the finish callback.
+    pub(crate) fn fail(
+        err: String,
+        invoke_count: i32,
+        written: Option<(JsonText, JsonText)>,
+        notify: bool,
+    ) -> Self {
+        Self {
+            to: To::Fail { err, notify },
+            invoke_count,
+            written,
+            consumed_callback: None,
+        }
+    }
+
+    /// Goes on waiting for a callback until `deadline`, changing nothing else (woken with
+    /// nothing to consume).
+    pub(crate) fn keep_waiting(deadline: i64, invoke_count: i32) -> Self {
+        Self {
+            to: To::Wait(Wait::Callback { deadline }),
+            invoke_count,
+            written: None,
+            consumed_callback: None,
+        }
+    }
+
+    /// The same transition, marking the callback the step consumed.
+    pub(crate) fn consuming(mut self, callback_id: Option<String>) -> Self {
+        self.consumed_callback = callback_id;
+        self
+    }
+
     /// The state the row moves to.
-    pub state: State,
-    /// The new invoke count.
-    pub invoke_count: i32,
-    /// New storage (JSON text), or `None` to keep what is stored.
-    pub storage: Option<String>,
-    /// New outputs (JSON text), or `None` to keep what is stored.
-    pub outputs: Option<String>,
-    /// The `err` of a failure.
-    pub err: Option<String>,
-    /// POLL: when it is due again.
-    pub run_at: Option<i64>,
-    /// CALLBACK: when it gives up waiting.
-    pub callback_deadline: Option<i64>,
-    /// The callback this step consumed.
-    pub consumed_callback: Option<String>,
-    /// Whether a finish callback must be delivered.
-    pub notify: bool,
+    pub(crate) fn state(&self) -> State {
+        self.stored_state().state()
+    }
+
+    /// How many runs the row has after it.
+    pub(crate) fn invoke_count(&self) -> i32 {
+        self.invoke_count
+    }
+
+    /// The callback the step consumed.
+    pub(crate) fn consumed_callback(&self) -> Option<&str> {
+        self.consumed_callback.as_deref()
+    }
+
+    fn stored_state(&self) -> StoredState {
+        match &self.to {
+            To::Wait(wait) => wait.state(),
+            To::Success { .. } => StoredState::Success,
+            To::Fail { .. } => StoredState::Fail,
+        }
+    }
 }
 
 /// One step to record with [`Store::finish_steps`].
 #[derive(Debug, Clone)]
-pub struct FinishedStep {
+pub(crate) struct FinishedStep {
     /// The invocation.
-    pub trace_id: String,
+    pub(crate) trace_id: String,
     /// The worker that leased it.
-    pub owner: String,
+    pub(crate) owner: String,
     /// The state the step ran from.
-    pub left: State,
+    pub(crate) left: StoredState,
     /// How it ends.
-    pub transition: Transition,
+    pub(crate) transition: Transition,
 }
 
 impl Store {
     /// Writes a waiting invocation.
-    pub async fn insert_waiting(&self, row: NewWaiting) -> Result<(), StoreError> {
+    #[cfg(test)]
+    pub(crate) async fn insert_waiting(&self, row: NewWaiting) -> Result<(), StoreError> {
         self.insert_waiting_many(vec![row]).await
     }
 
     /// Writes many new waiting invocations in one statement.
-    pub async fn insert_waiting_many(&self, rows: Vec<NewWaiting>) -> Result<(), StoreError> {
+    pub(crate) async fn insert_waiting_many(
+        &self,
+        rows: Vec<NewWaiting>,
+    ) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
         let now = now_ms();
         let callbacks: Vec<String> = rows
             .iter()
-            .filter(|row| row.state == State::Callback)
+            .filter(|row| matches!(row.wait, Wait::Callback { .. }))
             .map(|row| row.trace_id.clone())
             .collect();
         let models: Vec<_> = rows
@@ -108,7 +232,7 @@ impl Store {
 
     /// Deletes these invocations if they are still in their first wait (`invoke_count = 1`):
     /// rows whose invoke was not answered with their waiting state. Returns how many went.
-    pub async fn delete_waiting(&self, trace_ids: &[String]) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_waiting(&self, trace_ids: &[String]) -> Result<u64, StoreError> {
         let deleted = schedule::Entity::delete_many()
             .filter(schedule::Column::TraceId.is_in(trace_ids.to_vec()))
             .filter(schedule::Column::InvokeCount.eq(1))
@@ -121,7 +245,8 @@ impl Store {
     /// statement (SQLite, PostgreSQL: `UPDATE ... WHERE trace_id IN (SELECT ... FOR UPDATE SKIP
     /// LOCKED) RETURNING *`) or one transaction (MySQL: `SELECT ... FOR UPDATE SKIP LOCKED`,
     /// then `UPDATE`).
-    pub async fn claim_due(
+    #[cfg(test)]
+    pub(crate) async fn claim_due(
         &self,
         owner: &str,
         lease: Duration,
@@ -132,7 +257,7 @@ impl Store {
 
     /// [`Store::claim_due`], of these plugin versions only (`None`: any): a worker claims only
     /// the versions its binary has, and leaves the others for workers that have them.
-    pub async fn claim_due_of(
+    pub(crate) async fn claim_due_of(
         &self,
         owner: &str,
         lease: Duration,
@@ -140,7 +265,7 @@ impl Store {
         versions: Option<&[String]>,
     ) -> Result<Vec<schedule::Model>, StoreError> {
         let now = now_ms();
-        let lease_until = now + ms(lease);
+        let lease_until = now + duration_ms(lease);
         let due = || of_versions(due_rows(now, limit), versions);
         let lease_columns = |update: sea_orm::UpdateMany<schedule::Entity>| {
             update
@@ -191,13 +316,9 @@ impl Store {
         }
     }
 
-    /// The earliest due time of any waiting, unleased row.
-    pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
-        self.next_due_of(None).await
-    }
-
-    /// [`Store::next_due`] of these plugin versions only (`None`: any).
-    pub async fn next_due_of(
+    /// The earliest due time of any waiting, unleased row of these plugin versions (`None`:
+    /// any).
+    pub(crate) async fn next_due_of(
         &self,
         versions: Option<&[String]>,
     ) -> Result<Option<i64>, StoreError> {
@@ -213,7 +334,7 @@ impl Store {
     /// have been due since before `due_before` and are not leased: nobody who knows their
     /// version took them. Each is a compare-and-set on the row as read, so a worker that claims
     /// it meanwhile wins. Returns the trace ids failed.
-    pub async fn fail_unknown_versions(
+    pub(crate) async fn fail_unknown_versions(
         &self,
         known: &[String],
         due_before: i64,
@@ -233,27 +354,9 @@ impl Store {
             .await?;
         let mut failed = Vec::new();
         for row in rows {
-            let wants_callback = serde_json::from_str::<serde_json::Value>(&row.context)
-                .is_ok_and(|c| c.get("plugin_callback_info").is_some_and(|i| i.is_object()));
-            let mut update = without_lease(schedule::Entity::update_many())
-                .col_expr(schedule::Column::State, Expr::value(State::Fail.as_i32()))
-                .col_expr(
-                    schedule::Column::Error,
-                    Expr::value(Some(super::cap_err(err(&row.plugin_version)))),
-                )
-                .col_expr(schedule::Column::RunAt, Expr::value(Option::<i64>::None))
-                .col_expr(
-                    schedule::Column::CallbackDeadline,
-                    Expr::value(Option::<i64>::None),
-                )
-                .col_expr(schedule::Column::FinishedAt, Expr::value(now))
-                .col_expr(schedule::Column::UpdatedAt, Expr::value(now));
-            if wants_callback {
-                update = update
-                    .col_expr(schedule::Column::NotifyState, Expr::value(notify::PENDING))
-                    .col_expr(schedule::Column::NotifyAt, Expr::value(now));
-            }
-            let done = update
+            let notify = wants_finish_callback(&row.context);
+            let fail = Transition::fail(err(&row.plugin_version), row.invoke_count, None, notify);
+            let done = transition_update(&fail, now)
                 .filter(schedule::Column::TraceId.eq(row.trace_id.as_str()))
                 .filter(schedule::Column::State.eq(row.state))
                 .filter(schedule::Column::RunAt.eq(row.run_at))
@@ -272,7 +375,7 @@ impl Store {
     }
 
     /// Extends `owner`'s lease; false when the lease was lost.
-    pub async fn heartbeat(
+    pub(crate) async fn heartbeat(
         &self,
         trace_id: &str,
         owner: &str,
@@ -280,7 +383,10 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let now = now_ms();
         let result = schedule::Entity::update_many()
-            .col_expr(schedule::Column::LeaseUntil, Expr::value(now + ms(lease)))
+            .col_expr(
+                schedule::Column::LeaseUntil,
+                Expr::value(now + duration_ms(lease)),
+            )
             .filter(schedule::Column::TraceId.eq(trace_id))
             .filter(schedule::Column::LeaseOwner.eq(owner))
             .exec(&self.db)
@@ -289,7 +395,7 @@ impl Store {
     }
 
     /// Gives a leased row back untouched (shutdown, or a step that cannot run here).
-    pub async fn release(&self, trace_id: &str, owner: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn release(&self, trace_id: &str, owner: &str) -> Result<bool, StoreError> {
         let result = without_lease(schedule::Entity::update_many())
             .filter(schedule::Column::TraceId.eq(trace_id))
             .filter(schedule::Column::LeaseOwner.eq(owner))
@@ -300,11 +406,12 @@ impl Store {
 
     /// Moves a leased row out of the step `owner` ran from `left`. Returns false (and changes
     /// nothing) when the lease was lost or the row moved on.
-    pub async fn finish_step(
+    #[cfg(test)]
+    pub(crate) async fn finish_step(
         &self,
         trace_id: &str,
         owner: &str,
-        left: State,
+        left: StoredState,
         transition: Transition,
     ) -> Result<bool, StoreError> {
         let step = FinishedStep {
@@ -324,7 +431,10 @@ impl Store {
     /// Records many finished steps in one transaction (one commit, one fsync): for each, the
     /// guarded row update, the consumed callback, and an immediate re-run when a callback
     /// arrived mid-step. Returns, per step, whether it was recorded (false: lease lost).
-    pub async fn finish_steps(&self, steps: Vec<FinishedStep>) -> Result<Vec<bool>, StoreError> {
+    pub(crate) async fn finish_steps(
+        &self,
+        steps: Vec<FinishedStep>,
+    ) -> Result<Vec<bool>, StoreError> {
         let now = now_ms();
         let txn = self.db.begin().await?;
         let mut recorded = Vec::with_capacity(steps.len());
@@ -337,12 +447,16 @@ impl Store {
 
     /// Deletes up to `batch` finished rows (and their callbacks) that finished before `before`.
     /// Returns how many schedule rows went.
-    pub async fn delete_finished_before(&self, before: i64, batch: u64) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_finished_before(
+        &self,
+        before: i64,
+        batch: u64,
+    ) -> Result<u64, StoreError> {
         let ids: Vec<String> = schedule::Entity::find()
             .select_only()
             .column(schedule::Column::TraceId)
             .filter(schedule::Column::FinishedAt.lt(before))
-            .filter(schedule::Column::NotifyState.ne(notify::PENDING))
+            .filter(schedule::Column::NotifyState.ne(NotifyState::Pending))
             .limit(batch)
             .into_tuple()
             .all(&self.db)
@@ -364,7 +478,7 @@ impl Store {
     }
 
     /// How many rows are in each live state: (due now, running, waiting for a callback).
-    pub async fn queue_depth(&self) -> Result<(u64, u64, u64), StoreError> {
+    pub(crate) async fn queue_depth(&self) -> Result<(u64, u64, u64), StoreError> {
         use sea_orm::PaginatorTrait;
         let [due, running, waiting] = queue_depth_queries(now_ms());
         Ok((
@@ -377,7 +491,7 @@ impl Store {
 
 fn live() -> sea_orm::Select<schedule::Entity> {
     schedule::Entity::find()
-        .filter(schedule::Column::State.is_in([State::Poll.as_i32(), State::Callback.as_i32()]))
+        .filter(schedule::Column::State.is_in([StoredState::Poll, StoredState::Callback]))
 }
 
 /// The rows `claim_due` takes: due, unleased or with an expired lease, oldest due first.
@@ -417,7 +531,7 @@ fn queue_depth_queries(now: i64) -> [sea_orm::Select<schedule::Entity>; 3] {
             .filter(schedule::Column::LeaseOwner.is_null()),
         live().filter(schedule::Column::LeaseOwner.is_not_null()),
         live()
-            .filter(schedule::Column::State.eq(State::Callback.as_i32()))
+            .filter(schedule::Column::State.eq(StoredState::Callback))
             .filter(schedule::Column::RunAt.gt(now)),
     ]
 }
@@ -425,7 +539,8 @@ fn queue_depth_queries(now: i64) -> [sea_orm::Select<schedule::Entity>; 3] {
 /// The statements the worker and `/metrics` run against the whole table, by name, as this
 /// backend sees them: the due rows a claim takes, the next due time, and the three queue-depth
 /// counts. Tests ask the database for their plans (they must use an index).
-pub fn hot_queries(backend: DatabaseBackend) -> Vec<(&'static str, sea_orm::Statement)> {
+#[cfg(test)]
+pub(crate) fn hot_queries(backend: DatabaseBackend) -> Vec<(&'static str, sea_orm::Statement)> {
     let now = now_ms();
     let [due, running, waiting] = queue_depth_queries(now);
     let count = |select: sea_orm::Select<schedule::Entity>| {
@@ -454,24 +569,74 @@ fn waiting_model(row: NewWaiting, now: i64) -> schedule::ActiveModel {
     schedule::ActiveModel {
         trace_id: Set(row.trace_id),
         plugin_version: Set(row.version),
-        state: Set(row.state.as_i32()),
+        state: Set(row.wait.state()),
         invoke_count: Set(1),
         inputs: Set(row.inputs),
         context: Set(row.context),
         storage: Set(row.storage),
         outputs: Set(row.outputs),
         error: Set(None),
-        run_at: Set(Some(row.run_at)),
+        run_at: Set(Some(row.wait.run_at())),
         lease_owner: Set(None),
         lease_until: Set(None),
-        callback_deadline: Set(row.callback_deadline),
-        notify_state: Set(notify::NONE),
+        callback_deadline: Set(row.wait.callback_deadline()),
+        notify_state: Set(NotifyState::None),
         notify_attempts: Set(0),
         notify_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
         finished_at: Set(None),
     }
+}
+
+/// Whether a stored context asks for a finish callback (`plugin_callback_info` is an object).
+pub(crate) fn wants_finish_callback(context: &JsonText) -> bool {
+    context.value().is_ok_and(|c| {
+        c.get("plugin_callback_info")
+            .is_some_and(serde_json::Value::is_object)
+    })
+}
+
+/// The columns a transition sets, lease cleared; the caller adds the guard.
+fn transition_update(transition: &Transition, now: i64) -> sea_orm::UpdateMany<schedule::Entity> {
+    let (run_at, callback_deadline, err, notify) = match &transition.to {
+        To::Wait(wait) => (Some(wait.run_at()), wait.callback_deadline(), None, false),
+        To::Success { notify } => (None, None, None, *notify),
+        To::Fail { err, notify } => (None, None, Some(super::cap_err(err.clone())), *notify),
+    };
+    let mut update = without_lease(schedule::Entity::update_many())
+        .col_expr(
+            schedule::Column::State,
+            Expr::value(transition.stored_state()),
+        )
+        .col_expr(
+            schedule::Column::InvokeCount,
+            Expr::value(transition.invoke_count),
+        )
+        .col_expr(schedule::Column::Error, Expr::value(err))
+        .col_expr(schedule::Column::RunAt, Expr::value(run_at))
+        .col_expr(
+            schedule::Column::CallbackDeadline,
+            Expr::value(callback_deadline),
+        )
+        .col_expr(schedule::Column::UpdatedAt, Expr::value(now));
+    if let Some((storage, outputs)) = &transition.written {
+        update = update
+            .col_expr(schedule::Column::Storage, Expr::value(storage.clone()))
+            .col_expr(schedule::Column::Outputs, Expr::value(outputs.clone()));
+    }
+    if transition.stored_state().is_terminal() {
+        update = update.col_expr(schedule::Column::FinishedAt, Expr::value(now));
+    }
+    if notify {
+        update = update
+            .col_expr(
+                schedule::Column::NotifyState,
+                Expr::value(NotifyState::Pending),
+            )
+            .col_expr(schedule::Column::NotifyAt, Expr::value(now));
+    }
+    update
 }
 
 /// The guarded transition of one step, inside the caller's transaction.
@@ -486,44 +651,9 @@ async fn record_step<C: ConnectionTrait>(
         left,
         transition,
     } = step;
-    let terminal = transition.state.is_terminal();
-    let update = schedule::Entity::update_many()
-        .col_expr(
-            schedule::Column::State,
-            Expr::value(transition.state.as_i32()),
-        )
-        .col_expr(
-            schedule::Column::InvokeCount,
-            Expr::value(transition.invoke_count),
-        )
-        .col_expr(
-            schedule::Column::Error,
-            Expr::value(transition.err.map(super::cap_err)),
-        )
-        .col_expr(schedule::Column::RunAt, Expr::value(transition.run_at))
-        .col_expr(
-            schedule::Column::CallbackDeadline,
-            Expr::value(transition.callback_deadline),
-        )
-        .col_expr(schedule::Column::UpdatedAt, Expr::value(now));
-    let mut update = without_lease(update);
-    if let Some(storage) = transition.storage {
-        update = update.col_expr(schedule::Column::Storage, Expr::value(storage));
-    }
-    if let Some(outputs) = transition.outputs {
-        update = update.col_expr(schedule::Column::Outputs, Expr::value(outputs));
-    }
-    if terminal {
-        update = update.col_expr(schedule::Column::FinishedAt, Expr::value(now));
-    }
-    if transition.notify {
-        update = update
-            .col_expr(schedule::Column::NotifyState, Expr::value(notify::PENDING))
-            .col_expr(schedule::Column::NotifyAt, Expr::value(now));
-    }
-    let result = update
+    let result = transition_update(&transition, now)
         .filter(schedule::Column::TraceId.eq(trace_id.as_str()))
-        .filter(schedule::Column::State.eq(left.as_i32()))
+        .filter(schedule::Column::State.eq(left))
         .filter(schedule::Column::LeaseOwner.eq(owner))
         .exec(db)
         .await?;
@@ -531,7 +661,7 @@ async fn record_step<C: ConnectionTrait>(
         // The lease was lost: this step changes nothing.
         return Ok(false);
     }
-    if let Some(callback_id) = transition.consumed_callback {
+    if let Some(callback_id) = &transition.consumed_callback {
         callback::Entity::update_many()
             .col_expr(callback::Column::Consumed, Expr::value(true))
             .filter(callback::Column::TraceId.eq(trace_id.as_str()))
@@ -539,7 +669,7 @@ async fn record_step<C: ConnectionTrait>(
             .exec(db)
             .await?;
     }
-    if transition.state == State::Callback {
+    if transition.stored_state() == StoredState::Callback {
         wake_if_called_back(db, vec![trace_id], now).await?;
     }
     Ok(true)

@@ -21,14 +21,14 @@ pub(super) async fn cleanup_loop(state: Arc<AppState>, mut stopped: watch::Recei
             _ = stopped.changed() => return,
         }
         wait = EVERY;
-        let keep = i64::from(state.config.schedule_persistent_days) * 24 * 3600 * 1000;
+        let keep = i64::from(state.config().schedule_persistent_days) * 24 * 3600 * 1000;
         let before = now_ms() - keep;
         let mut total = 0u64;
         loop {
             if *stopped.borrow() {
                 return;
             }
-            match state.store.delete_finished_before(before, BATCH).await {
+            match state.store().delete_finished_before(before, BATCH).await {
                 Ok(0) => break,
                 Ok(n) => total += n,
                 Err(e) => {
@@ -37,12 +37,12 @@ pub(super) async fn cleanup_loop(state: Arc<AppState>, mut stopped: watch::Recei
                 }
             }
         }
-        if let Err(e) = state.store.delete_orphan_callbacks_before(before).await {
+        if let Err(e) = state.store().delete_orphan_callbacks_before(before).await {
             tracing::warn!(error = %e, "cleanup of orphan callbacks failed");
         }
         let mut lines = 0u64;
         loop {
-            match state.store.delete_logs_before(before, BATCH * 10).await {
+            match state.store().delete_logs_before(before, BATCH * 10).await {
                 Ok(0) => break,
                 Ok(n) => lines += n,
                 Err(e) => {

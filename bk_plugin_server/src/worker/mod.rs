@@ -26,14 +26,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 /// A running worker's handle: signal it, then await it.
 #[derive(Debug)]
-pub struct WorkerHandle {
+pub(crate) struct WorkerHandle {
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl WorkerHandle {
     /// Stops claiming, waits for in-flight work (bounded), and returns.
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
@@ -42,17 +42,16 @@ impl WorkerHandle {
 }
 
 /// A unique name for this worker's leases: host, process and a random suffix.
-fn owner_name() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
-    let host: String = host.chars().take(24).collect();
+fn owner_name(hostname: &str) -> String {
+    let host: String = hostname.chars().take(24).collect();
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!("{host}-{}-{}", std::process::id(), &random[..8])
 }
 
 /// Starts the step loop, the finish-callback notifier and the daily cleanup.
-pub fn start(state: Arc<AppState>) -> WorkerHandle {
+pub(crate) fn start(state: Arc<AppState>) -> WorkerHandle {
     let (stop, stopped) = watch::channel(false);
-    let owner = owner_name();
+    let owner = owner_name(&state.config().hostname);
     tracing::info!(owner = %owner, "worker started");
     let tasks = vec![
         tokio::spawn(step_loop(state.clone(), owner.clone(), stopped.clone())),
@@ -67,16 +66,16 @@ pub fn start(state: Arc<AppState>) -> WorkerHandle {
 }
 
 async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Receiver<bool>) {
-    let concurrency = state.config.worker_concurrency;
+    let concurrency = state.config().worker_concurrency;
     let keeper =
-        lease_keeper::LeaseKeeper::start(state.config.database_url.clone(), state.config.lease);
+        lease_keeper::LeaseKeeper::start(state.config().database_url.clone(), state.config().lease);
     let slots = Arc::new(Semaphore::new(concurrency));
     let mut backoff = Duration::from_millis(50);
     let mut claims = 0u64;
     // Only the versions this binary has: during a rolling deploy, rows of other versions are
     // left for workers that have them (see versions.rs for the grace period).
     let known = known_versions(&state);
-    let memory = Memory::new(&state.config);
+    let memory = Memory::new(&state.config());
     while !*stopped.borrow() {
         // Claim no more rows than fit in the memory budget even if each were as large as
         // the limits allow; once claimed, each row holds only its actual size.
@@ -102,8 +101,8 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
         claims += 1;
         let token = format!("{owner}:{claims}");
         let claimed = state
-            .store
-            .claim_due_of(&token, state.config.lease, free as u64, Some(&known))
+            .store()
+            .claim_due_of(&token, state.config().lease, free as u64, Some(&known))
             .await;
         let rows = match claimed {
             Ok(rows) => {
@@ -133,15 +132,15 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
         if full_batch {
             continue;
         }
-        let wait = match state.store.next_due_of(Some(&known)).await {
+        let wait = match state.store().next_due_of(Some(&known)).await {
             Ok(Some(due)) => {
                 let until = u64::try_from(due - now_ms()).unwrap_or(0);
-                Duration::from_millis(until).min(state.config.worker_poll_interval)
+                Duration::from_millis(until).min(state.config().worker_poll_interval)
             }
-            Ok(None) => state.config.worker_poll_interval,
+            Ok(None) => state.config().worker_poll_interval,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the next due time failed");
-                state.config.worker_poll_interval
+                state.config().worker_poll_interval
             }
         };
         if wait.is_zero() {
@@ -149,7 +148,7 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
         }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = state.wake.notified() => {}
+            _ = state.invocations().wake_signal().notified() => {}
             _ = stopped.changed() => {}
         }
     }
@@ -220,7 +219,7 @@ impl Memory {
 /// The plugin versions this binary has.
 fn known_versions(state: &AppState) -> Vec<String> {
     state
-        .registry
+        .registry()
         .version_names()
         .into_iter()
         .map(str::to_string)

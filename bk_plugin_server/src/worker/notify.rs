@@ -20,7 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::app::AppState;
 use crate::store::entity::schedule;
-use crate::store::{notify, now_ms};
+use crate::store::{NotifyState, now_ms};
 
 const IDLE: Duration = Duration::from_secs(1);
 /// The longest one attempt may take, connection and answer included.
@@ -55,7 +55,7 @@ pub(super) async fn notify_loop(
     owner: String,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let client = match client(state.config.tls_verify) {
+    let client = match client(state.config().tls_verify) {
         Ok(client) => client,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the HTTP client; finish callbacks are off");
@@ -74,7 +74,7 @@ pub(super) async fn notify_loop(
             continue;
         }
         match state
-            .store
+            .store()
             .claim_notifications(&owner, LEASE, free as u64)
             .await
         {
@@ -106,7 +106,7 @@ pub(super) async fn notify_loop(
 
 /// The URL and body of a finish callback, from the stored context.
 fn target(row: &schedule::Model) -> Option<(reqwest::Url, Value)> {
-    let context: Value = serde_json::from_str(&row.context).ok()?;
+    let context = row.context.value().ok()?;
     let info = context.get("plugin_callback_info")?;
     let url = reqwest::Url::parse(info.get("url")?.as_str()?).ok()?;
     let data = info
@@ -143,12 +143,13 @@ fn host_slot(hosts: &Hosts, receiver: &str) -> Option<OwnedSemaphorePermit> {
 /// [`MAX_BACKOFF_SECONDS`]; `None` (give up) once that is past `finished + retry window`, or
 /// when `BK_PLUGIN_FINISH_CALLBACK_TRIES` (0: no limit) attempts have been made.
 fn next_attempt(state: &AppState, row: &schedule::Model, attempts: i32, now: i64) -> Option<i64> {
-    let tries = i32::try_from(state.config.finish_callback_tries).unwrap_or(i32::MAX);
+    let tries = i32::try_from(state.config().finish_callback_tries).unwrap_or(i32::MAX);
     if tries > 0 && attempts >= tries {
         return None;
     }
     let backoff = (1i64 << attempts.clamp(1, 16)).min(MAX_BACKOFF_SECONDS) * 1000;
-    let window = i64::try_from(state.config.finish_callback_retry.as_millis()).unwrap_or(i64::MAX);
+    let window =
+        i64::try_from(state.config().finish_callback_retry.as_millis()).unwrap_or(i64::MAX);
     let last = row.finished_at.unwrap_or(now).saturating_add(window);
     let at = now + backoff;
     (at <= last).then_some(at)
@@ -156,10 +157,10 @@ fn next_attempt(state: &AppState, row: &schedule::Model, attempts: i32, now: i64
 
 async fn deliver(state: &AppState, client: &reqwest::Client, hosts: &Hosts, row: schedule::Model) {
     let attempts = row.notify_attempts + 1;
-    let hostname = state.metrics.hostname().to_string();
+    let hostname = state.metrics().hostname().to_string();
     let count = |outcome: &str| {
         state
-            .metrics
+            .metrics()
             .finish_callbacks
             .with_label_values(&[outcome, hostname.as_str()])
             .inc();
@@ -168,8 +169,8 @@ async fn deliver(state: &AppState, client: &reqwest::Client, hosts: &Hosts, row:
         tracing::error!(trace_id = %row.trace_id, "finish callback has no usable plugin_callback_info url; given up");
         count("gave_up");
         let _ = state
-            .store
-            .record_notification(&row.trace_id, attempts, notify::GAVE_UP, None)
+            .store()
+            .record_notification(&row.trace_id, attempts, NotifyState::GaveUp, None)
             .await;
         return;
     };
@@ -177,11 +178,11 @@ async fn deliver(state: &AppState, client: &reqwest::Client, hosts: &Hosts, row:
     let Some(_slot) = host_slot(hosts, &receiver) else {
         // This receiver is busy with other deliveries: not an attempt, try again shortly.
         let _ = state
-            .store
+            .store()
             .record_notification(
                 &row.trace_id,
                 row.notify_attempts,
-                notify::PENDING,
+                NotifyState::Pending,
                 Some(now_ms() + HOST_BUSY_RETRY_MS),
             )
             .await;
@@ -189,10 +190,10 @@ async fn deliver(state: &AppState, client: &reqwest::Client, hosts: &Hosts, row:
     };
     let result = post(client, url, &data).await;
     let (outcome, retry_at) = match &result {
-        Ok(()) => (notify::DELIVERED, None),
+        Ok(()) => (NotifyState::Delivered, None),
         Err(_) => match next_attempt(state, &row, attempts, now_ms()) {
-            Some(at) => (notify::PENDING, Some(at)),
-            None => (notify::GAVE_UP, None),
+            Some(at) => (NotifyState::Pending, Some(at)),
+            None => (NotifyState::GaveUp, None),
         },
     };
     match &result {
@@ -200,7 +201,7 @@ async fn deliver(state: &AppState, client: &reqwest::Client, hosts: &Hosts, row:
             count("delivered");
             tracing::info!(trace_id = %row.trace_id, receiver = %receiver, attempts, "finish callback delivered");
         }
-        Err(e) if outcome == notify::GAVE_UP => {
+        Err(e) if outcome == NotifyState::GaveUp => {
             count("gave_up");
             tracing::error!(trace_id = %row.trace_id, receiver = %receiver, attempts, error = %e, "finish callback failed; given up, it will not be tried again");
         }
@@ -210,7 +211,7 @@ async fn deliver(state: &AppState, client: &reqwest::Client, hosts: &Hosts, row:
         }
     }
     if let Err(e) = state
-        .store
+        .store()
         .record_notification(&row.trace_id, attempts, outcome, retry_at)
         .await
     {

@@ -3,14 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bk_plugin_core::CallbackDelivery;
 use bk_plugin_core::executor::{FailureKind, Next, StepInput, StepOutcome};
-use bk_plugin_core::{CallbackDelivery, State};
-use serde_json::{Map, Value};
 
-use crate::app::{AppState, wait_times};
+use crate::app::AppState;
 use crate::metrics::StepTimer;
 use crate::store::entity::schedule;
-use crate::store::{FinishedStep, StoreError, Transition, now_ms};
+use crate::store::{
+    FinishedStep, StoreError, StoredState, Transition, now_ms, wants_finish_callback,
+};
 
 use super::lease_keeper::LeaseKeeper;
 
@@ -22,14 +23,15 @@ pub(crate) async fn run_claimed(
     row: schedule::Model,
 ) {
     let trace_id = row.trace_id.clone();
-    let Some(left) = State::from_i32(row.state).filter(|s| !s.is_terminal()) else {
-        let _ = state.store.release(&trace_id, owner).await;
+    let left = row.state;
+    if left.is_terminal() {
+        let _ = state.store().release(&trace_id, owner).await;
         return;
-    };
+    }
     let transition = match prepare(state, &row, left).await {
         Ok(Prepared::Run(input, consumed)) => {
             let (_kept, mut lost) = keeper.keep(&trace_id, owner);
-            let limit = state.config.step_timeout;
+            let limit = state.config().step_timeout;
             // The step ends one of three ways: it returns; its lease is lost (another worker owns
             // the invocation now, so this run is abandoned and records nothing); or it runs past
             // BK_PLUGIN_STEP_TIMEOUT_SECONDS and fails.
@@ -54,7 +56,7 @@ pub(crate) async fn run_claimed(
         Ok(Prepared::Finish(transition)) => transition,
         Err(e) => {
             tracing::warn!(trace_id = %trace_id, error = %e, "cannot prepare the step; giving the row back");
-            let _ = state.store.release(&trace_id, owner).await;
+            let _ = state.store().release(&trace_id, owner).await;
             return;
         }
     };
@@ -68,47 +70,15 @@ enum Prepared {
 
 /// FAIL without running the step, keeping what is stored; the finish callback still fires.
 fn fail(state: &AppState, row: &schedule::Model, err: String) -> Transition {
-    Transition {
-        state: State::Fail,
-        invoke_count: row.invoke_count,
-        storage: None,
-        outputs: None,
-        err: Some(err),
-        run_at: None,
-        callback_deadline: None,
-        consumed_callback: None,
-        notify: wants_finish_callback(state, row),
-    }
-}
-
-/// Keep waiting for a callback until `deadline` (woken with nothing to consume).
-fn keep_waiting(row: &schedule::Model, deadline: i64) -> Transition {
-    Transition {
-        state: State::Callback,
-        invoke_count: row.invoke_count,
-        storage: None,
-        outputs: None,
-        err: None,
-        run_at: Some(deadline),
-        callback_deadline: Some(deadline),
-        consumed_callback: None,
-        notify: false,
-    }
-}
-
-fn object(text: &str, what: &str, trace_id: &str) -> Result<Map<String, Value>, String> {
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(format!("stored {what} of {trace_id} is not a JSON object")),
-    }
+    Transition::fail(err, row.invoke_count, None, notifies(state, row))
 }
 
 async fn prepare(
     state: &AppState,
     row: &schedule::Model,
-    left: State,
+    left: StoredState,
 ) -> Result<Prepared, StoreError> {
-    if state.registry.get(&row.plugin_version).is_none() {
+    if state.registry().get(&row.plugin_version).is_none() {
         let err = format!(
             "plugin version {} is not registered in this binary: it was removed or renamed while invocations of it were waiting",
             row.plugin_version
@@ -116,10 +86,10 @@ async fn prepare(
         return Ok(Prepared::Finish(fail(state, row, err)));
     }
     let mut delivery = None;
-    if left == State::Callback {
-        match state.store.oldest_callback(&row.trace_id).await? {
+    if left == StoredState::Callback {
+        match state.store().oldest_callback(&row.trace_id).await? {
             Some(cb) => {
-                let data = serde_json::from_str(&cb.data).unwrap_or(Value::Null);
+                let data = cb.data.value_or_null();
                 delivery = Some(CallbackDelivery {
                     id: cb.callback_id,
                     data,
@@ -128,22 +98,32 @@ async fn prepare(
             None => {
                 let deadline = row.callback_deadline.unwrap_or(0);
                 if now_ms() >= deadline {
-                    let waited = state.callback_timeout_of(&row.plugin_version).as_secs();
+                    let waited = state
+                        .invocations()
+                        .callback_timeout_of(&row.plugin_version)
+                        .as_secs();
                     let err =
                         format!("callback timeout: no callback arrived within {waited} seconds");
                     return Ok(Prepared::Finish(fail(state, row, err)));
                 }
                 // Woken early with nothing to consume: wait on until the deadline.
-                return Ok(Prepared::Finish(keep_waiting(row, deadline)));
+                return Ok(Prepared::Finish(Transition::keep_waiting(
+                    deadline,
+                    row.invoke_count,
+                )));
             }
         }
     }
+    let object = |text: &crate::store::JsonText, what: &str| {
+        text.object()
+            .ok_or_else(|| format!("stored {what} of {} is not a JSON object", row.trace_id))
+    };
     let parsed = (|| {
         Ok::<_, String>((
-            serde_json::from_str::<Value>(&row.inputs).map_err(|e| e.to_string())?,
-            serde_json::from_str::<Value>(&row.context).map_err(|e| e.to_string())?,
-            object(&row.storage, "storage", &row.trace_id)?,
-            object(&row.outputs, "outputs", &row.trace_id)?,
+            row.inputs.value()?,
+            row.context.value()?,
+            object(&row.storage, "storage")?,
+            object(&row.outputs, "outputs")?,
         ))
     })();
     let (inputs, context, storage, outputs) = match parsed {
@@ -156,7 +136,7 @@ async fn prepare(
     let consumed = delivery.as_ref().map(|d| d.id.clone());
     let input = StepInput {
         trace_id: row.trace_id.clone(),
-        state: left,
+        state: left.state(),
         invoke_count: u32::try_from(row.invoke_count).unwrap_or(0) + 1,
         inputs,
         context,
@@ -168,14 +148,14 @@ async fn prepare(
 }
 
 async fn run_step(state: &AppState, row: &schedule::Model, input: StepInput) -> StepOutcome {
-    match state.registry.get(&row.plugin_version) {
+    match state.registry().get(&row.plugin_version) {
         Some(version) => {
             let outcome = {
-                let _timer = StepTimer::start(&state.metrics, &row.plugin_version, true);
-                version.run(input, state.issuer.clone()).await
+                let _timer = StepTimer::start(state.metrics(), &row.plugin_version, true);
+                version.run(input, state.tokens().issuer()).await
             };
             state
-                .metrics
+                .metrics()
                 .count_failure(&row.plugin_version, true, outcome.failure());
             outcome
         }
@@ -203,48 +183,41 @@ fn transition_for(
         row.invoke_count
     };
     let keep_run = outcome.failure() != Some(FailureKind::Unexpected);
-    let new_state = outcome.state();
-    let timeout = state.callback_timeout_of(&row.plugin_version);
-    let (run_at, callback_deadline) =
-        wait_times(&outcome.next, timeout, now_ms()).map_or((None, None), |(r, d)| (Some(r), d));
-    let notify = new_state.is_terminal() && wants_finish_callback(state, row);
-    let text = if keep_run {
-        state.state_text(&outcome).map(Some)
+    let notify = outcome.state().is_terminal() && notifies(state, row);
+    let wait = state
+        .invocations()
+        .wait_for(&row.plugin_version, &outcome.next);
+    let written = if keep_run {
+        state.invocations().state_text(&outcome).map(Some)
     } else {
         Ok(None)
     };
-    match text {
-        Ok(text) => {
-            let (storage, outputs) = text.unzip();
-            Transition {
-                state: new_state,
-                invoke_count,
-                storage,
-                outputs,
-                err: outcome.err().map(str::to_string),
-                run_at,
-                callback_deadline,
-                consumed_callback,
-                notify,
-            }
-        }
+    let transition = match (written, &outcome.next, wait) {
         // Too large to keep: the run's storage and outputs are dropped, the invocation fails.
-        Err(err) => Transition {
-            consumed_callback,
+        (Err(err), _, _) => Transition::fail(err, invoke_count, None, notifies(state, row)),
+        (Ok(Some((storage, outputs))), _, Some(wait)) => {
+            Transition::wait(wait, invoke_count, storage, outputs)
+        }
+        (Ok(Some((storage, outputs))), Next::Success, _) => {
+            Transition::succeed(invoke_count, storage, outputs, notify)
+        }
+        (Ok(written), _, _) => Transition::fail(
+            outcome.err().unwrap_or_default().to_string(),
             invoke_count,
-            ..fail(state, row, err)
-        },
-    }
+            written,
+            notify,
+        ),
+    };
+    transition.consuming(consumed_callback)
 }
 
-fn wants_finish_callback(state: &AppState, row: &schedule::Model) -> bool {
+/// Whether the row's version sends finish callbacks and its context asks for one.
+fn notifies(state: &AppState, row: &schedule::Model) -> bool {
     let enabled = state
-        .registry
+        .registry()
         .get(&row.plugin_version)
         .is_some_and(|v| v.enable_plugin_callback());
-    enabled
-        && serde_json::from_str::<Value>(&row.context)
-            .is_ok_and(|c| c.get("plugin_callback_info").is_some_and(Value::is_object))
+    enabled && wants_finish_callback(&row.context)
 }
 
 /// Writes the transition, retrying transient database errors with backoff for as long as the
@@ -253,11 +226,11 @@ async fn record(
     state: &AppState,
     owner: &str,
     row: &schedule::Model,
-    left: State,
+    left: StoredState,
     transition: Transition,
 ) {
     let mut backoff = Duration::from_millis(50);
-    let give_up = std::time::Instant::now() + state.config.lease;
+    let give_up = std::time::Instant::now() + state.config().lease;
     let mut transition = transition;
     let mut refused_once = false;
     loop {
@@ -267,11 +240,11 @@ async fn record(
             left,
             transition: transition.clone(),
         };
-        match state.record_step(step).await {
+        match state.invocations().record_step(step).await {
             Ok(true) => {
-                tracing::info!(trace_id = %row.trace_id, state = %transition.state, "step recorded");
-                if transition.state == State::Callback || transition.state == State::Poll {
-                    state.wake.notify_one();
+                tracing::info!(trace_id = %row.trace_id, state = %transition.state(), "step recorded");
+                if !transition.state().is_terminal() {
+                    state.invocations().wake();
                 }
                 return;
             }
@@ -285,17 +258,15 @@ async fn record(
                 refused_once = true;
                 tracing::error!(trace_id = %row.trace_id, error = %e, "the database refused the step's result; recording FAIL");
                 let reason: String = e.message.chars().take(300).collect();
-                transition = Transition {
-                    consumed_callback: transition.consumed_callback.clone(),
-                    invoke_count: transition.invoke_count,
-                    ..fail(
-                        state,
-                        row,
-                        format!(
-                            "plugin schedule raise unexpected error: the step's result could not be stored: {reason}"
-                        ),
-                    )
-                };
+                transition = Transition::fail(
+                    format!(
+                        "plugin schedule raise unexpected error: the step's result could not be stored: {reason}"
+                    ),
+                    transition.invoke_count(),
+                    None,
+                    notifies(state, row),
+                )
+                .consuming(transition.consumed_callback().map(str::to_string));
             }
             Err(e) if std::time::Instant::now() < give_up => {
                 tracing::warn!(trace_id = %row.trace_id, error = %e, "recording the step failed; retrying");

@@ -16,7 +16,7 @@ pub(super) async fn unknown_versions_loop(
     state: Arc<AppState>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let grace = state.config.unknown_version_grace;
+    let grace = state.config().unknown_version_grace;
     let every = (grace / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
     let known = super::known_versions(&state);
     loop {
@@ -32,7 +32,7 @@ pub(super) async fn unknown_versions_loop(
             )
         };
         match state
-            .store
+            .store()
             .fail_unknown_versions(&known, due_before, err)
             .await
         {

@@ -11,7 +11,7 @@ mod m20261126_000020_create_apigw_context;
 mod m20261126_000040_index_schedule_created;
 
 /// Every migration, in order.
-pub struct Migrator;
+pub(crate) struct Migrator;
 
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {

@@ -1,37 +1,22 @@
-//! Who is calling: the BlueKing API gateway's JWT (`X-Bkapi-JWT`), and `allow_scope`.
-//!
-//! Outside dev, `invoke`, `callback`, `plugin_api_dispatch` and the author's API groups require a
-//! JWT signed by the gateway (RSA only: RS256/384/512 or PS256/384/512, RS512 by default),
-//! whose `kid` names our gateway, that has not expired (30 s leeway). Its `app` and `user`
-//! claims say who calls. In dev (`BKPAAS_ENVIRONMENT=dev`) no JWT is needed; one that comes
-//! and verifies is still used. Verified tokens are remembered until their `exp` (bounded cache,
-//! `jwt_cache.rs`), so the gateway's repeated token is not RSA-verified on every request.
+//! The BlueKing API gateway's JWT (`X-Bkapi-JWT`): RSA only (RS256/384/512 or PS256/384/512),
+//! whose `kid` names our gateway, that has not expired (30 s leeway). Verified tokens are
+//! remembered until their `exp` (bounded cache, `jwt_cache.rs`), so the gateway's repeated token
+//! is not RSA-verified on every request.
 
 use std::collections::HashSet;
-use std::future::{Ready, ready};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use actix_web::{FromRequest, HttpRequest, web};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
-use crate::error::ApiError;
-use crate::jwt_cache::{TokenCache, VerifiedClaims};
-
-/// The header the gateway adds.
-pub const JWT_HEADER: &str = "x-bkapi-jwt";
-/// The scope headers `allow_scope` checks.
-pub const SCOPE_TYPE_HEADER: &str = "bkplugin-scope-type";
-/// The scope value header.
-pub const SCOPE_VALUE_HEADER: &str = "bkplugin-scope-value";
+use super::jwt_cache::{TokenCache, VerifiedClaims};
 
 /// The leeway, in seconds, on `exp` and `nbf`.
-pub const LEEWAY_SECONDS: u64 = 30;
+pub(super) const LEEWAY_SECONDS: u64 = 30;
 /// How many verified tokens the verifier remembers by default (see [`GatewayVerifier`]).
-pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+pub(super) const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 const RSA_ALGORITHMS: [Algorithm; 6] = [
     Algorithm::RS256,
     Algorithm::RS384,
@@ -54,7 +39,7 @@ type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 /// [`GatewayVerifier::replace_key`] with the new PEM: from that call on, every token is verified
 /// with the new key and nothing verified with the old one is answered from the cache.
 #[derive(Clone)]
-pub struct GatewayVerifier {
+pub(crate) struct GatewayVerifier {
     inner: Arc<Inner>,
 }
 
@@ -83,7 +68,7 @@ impl std::fmt::Debug for GatewayVerifier {
 
 /// Why a JWT was refused. The messages never contain the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     /// No `X-Bkapi-JWT` header.
     #[error(
         "authentication required: the request has no X-Bkapi-JWT header (call through the API gateway)"
@@ -109,7 +94,7 @@ pub enum AuthError {
 
 /// The caller as the verified JWT says. Its `Debug` hides the JWT.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Caller {
+pub(crate) struct Caller {
     /// The calling app (`app.app_code` or `app.bk_app_code`), when verified.
     pub app_code: Option<String>,
     /// The user (`user.username` or `user.bk_username`), when verified.
@@ -180,13 +165,13 @@ impl GatewayKey {
 impl GatewayVerifier {
     /// A verifier for `gateway` with the PEM-encoded RSA public key, remembering up to
     /// [`DEFAULT_CACHE_CAPACITY`] verified tokens.
-    pub fn new(public_key_pem: &str, gateway: &str) -> Result<Self, String> {
+    pub(crate) fn new(public_key_pem: &str, gateway: &str) -> Result<Self, String> {
         Self::with_cache_capacity(public_key_pem, gateway, DEFAULT_CACHE_CAPACITY)
     }
 
     /// Like [`GatewayVerifier::new`], remembering up to `capacity` verified tokens (0: none,
     /// every request is verified in full).
-    pub fn with_cache_capacity(
+    pub(crate) fn with_cache_capacity(
         public_key_pem: &str,
         gateway: &str,
         capacity: usize,
@@ -219,7 +204,7 @@ impl GatewayVerifier {
     /// same key again (even re-wrapped PEM) keeps the cache; a new one empties it, and no token
     /// verified with the old key is accepted from then on. A PEM that is not an RSA public key
     /// is refused and the current key stays.
-    pub fn replace_key(&self, public_key_pem: &str) -> Result<bool, String> {
+    pub(crate) fn replace_key(&self, public_key_pem: &str) -> Result<bool, String> {
         let mut slot = self
             .inner
             .key
@@ -239,7 +224,8 @@ impl GatewayVerifier {
     }
 
     /// How many verified tokens are remembered now.
-    pub fn cached_tokens(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn cached_tokens(&self) -> usize {
         self.cache().len()
     }
 
@@ -261,7 +247,7 @@ impl GatewayVerifier {
 
     /// Verifies `token` and extracts the caller: from the cache when this token was verified
     /// before with the current key and has not reached `exp`, else in full.
-    pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+    pub(crate) fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         let now = (self.inner.clock)();
         let key = self.current_key();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -344,69 +330,6 @@ impl GatewayVerifier {
     }
 }
 
-/// The caller of a request to a protected route: verified, or refused with 401 outside dev.
-pub fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Caller, AuthError> {
-    let token = req
-        .headers()
-        .get(JWT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
-    let verified = match (token, &state.verifier) {
-        (Some(token), Some(verifier)) => verifier.verify(token),
-        (Some(_), None) => Err(AuthError::NoKey),
-        (None, _) => Err(AuthError::Missing),
-    };
-    match verified {
-        Ok(caller) => Ok(caller),
-        Err(e) if state.config.jwt_optional() => {
-            tracing::debug!(reason = %e, "dev (or stag with BK_APIGW_REQUIRE_EXEMPT): gateway JWT not verified; continuing unauthenticated");
-            Ok(Caller::default())
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Applies `allow_scope`: a listed caller app must send a scope type and value it allows.
-pub fn check_scope(state: &AppState, caller: &Caller, req: &HttpRequest) -> Result<(), ApiError> {
-    let Some(app) = &caller.app_code else {
-        return Ok(());
-    };
-    let Some(rule) = state.meta.allow_scope.get(app) else {
-        return Ok(());
-    };
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    };
-    let (scope_type, scope_value) = (header(SCOPE_TYPE_HEADER), header(SCOPE_VALUE_HEADER));
-    if scope_type == rule.scope_type && rule.values.iter().any(|v| v == scope_value) {
-        return Ok(());
-    }
-    Err(ApiError::Forbidden(format!(
-        "app {app} may only call this plugin within scope type {:?} and values {:?}; the request has {scope_type:?} {scope_value:?}",
-        rule.scope_type, rule.values
-    )))
-}
-
-/// Extractor: the authenticated caller (401 envelope when refused).
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let Some(state) = req.app_data::<web::Data<AppState>>() else {
-            return ready(Err(ApiError::Internal {
-                message: "application state is missing".into(),
-                trace_id: None,
-            }));
-        };
-        ready(authenticate(state, req).map_err(|e| ApiError::Unauthorized(e.to_string())))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! The JWT rules and the verified-token cache, with a clock the tests move.
@@ -417,10 +340,10 @@ mod tests {
 
     use super::*;
 
-    const GATEWAY_PUB: &str = include_str!("../../tests/fixtures/jwt/gateway.pub");
-    const GATEWAY_KEY: &str = include_str!("../../tests/fixtures/jwt/gateway.key");
-    const OTHER_PUB: &str = include_str!("../../tests/fixtures/jwt/other.pub");
-    const OTHER_KEY: &str = include_str!("../../tests/fixtures/jwt/other.key");
+    const GATEWAY_PUB: &str = include_str!("../../../tests/fixtures/jwt/gateway.pub");
+    const GATEWAY_KEY: &str = include_str!("../../../tests/fixtures/jwt/gateway.key");
+    const OTHER_PUB: &str = include_str!("../../../tests/fixtures/jwt/other.pub");
+    const OTHER_KEY: &str = include_str!("../../../tests/fixtures/jwt/other.key");
     const T0: u64 = 1_800_000_000;
 
     /// A verifier for gateway "gw" whose clock reads the returned cell.
@@ -631,7 +554,7 @@ mod fuzz {
     use super::*;
     use proptest::prelude::*;
 
-    const PUBLIC: &str = include_str!("../../tests/fixtures/jwt/gateway.pub");
+    const PUBLIC: &str = include_str!("../../../tests/fixtures/jwt/gateway.pub");
 
     proptest! {
         #[test]

@@ -1,13 +1,16 @@
 //! The schedule store's guarded transitions, on SQLite and (when their URLs are set)
 //! PostgreSQL and MariaDB, each test on its own database.
-#![allow(missing_docs)]
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use bk_plugin_core::State;
-use bk_plugin_server::store::{CallbackAcceptance, NewWaiting, Store, Transition, notify, now_ms};
 use bkp_blackbox_tests::{TestDb, on_every_backend};
+
+use super::{
+    CallbackAcceptance, JsonText, NewWaiting, NotifyState, Store, StoredState, Transition, Wait,
+    now_ms,
+};
 
 on_every_backend!(
     a_callback_during_a_running_poll_step_is_kept_and_runs_right_after,
@@ -29,31 +32,36 @@ fn trace(i: usize) -> String {
     format!("{i:032x}")
 }
 
+fn text(json: &str) -> JsonText {
+    JsonText::of(&serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}")))
+}
+
 fn waiting(i: usize, state: State, run_at: i64) -> NewWaiting {
+    let wait = match state {
+        State::Callback => Wait::Callback { deadline: run_at },
+        _ => Wait::Poll { run_at },
+    };
     NewWaiting {
         trace_id: trace(i),
         version: "1.0.0".into(),
-        state,
-        inputs: "{}".into(),
-        context: "{}".into(),
-        storage: "{}".into(),
-        outputs: "{}".into(),
-        run_at,
-        callback_deadline: None,
+        wait,
+        inputs: text("{}"),
+        context: text("{}"),
+        storage: text("{}"),
+        outputs: text("{}"),
     }
 }
 
-fn to(state: State, run_at: Option<i64>) -> Transition {
-    Transition {
-        state,
-        invoke_count: 2,
-        storage: Some("{\"n\": 1}".into()),
-        outputs: Some("{}".into()),
-        err: None,
-        run_at,
-        callback_deadline: run_at,
-        consumed_callback: None,
-        notify: false,
+/// A step's end after two runs, storing `{"n": 1}`: SUCCESS or FAIL, or CALLBACK until
+/// `deadline`.
+fn to(state: State, deadline: Option<i64>) -> Transition {
+    let (storage, outputs) = (text("{\"n\": 1}"), text("{}"));
+    match (state, deadline) {
+        (State::Callback, Some(deadline)) => {
+            Transition::wait(Wait::Callback { deadline }, 2, storage, outputs)
+        }
+        (State::Success, _) => Transition::succeed(2, storage, outputs, false),
+        _ => Transition::fail(String::new(), 2, Some((storage, outputs)), false),
     }
 }
 
@@ -69,7 +77,7 @@ async fn a_callback_during_a_running_poll_step_is_kept_and_runs_right_after(db: 
     assert_eq!(claimed.len(), 1);
     // The step is running (leased, POLL) when the callback arrives: it is kept, not refused.
     let accepted = store
-        .accept_callback(&trace(1), &trace(99), "{\"ok\": 1}".into())
+        .accept_callback(&trace(1), &trace(99), text("{\"ok\": 1}"))
         .await
         .ok();
     assert_eq!(
@@ -79,7 +87,12 @@ async fn a_callback_during_a_running_poll_step_is_kept_and_runs_right_after(db: 
     // The step then asks to wait for a callback: the one that already came makes it due now.
     let far = now_ms() + 3_600_000;
     let recorded = store
-        .finish_step(&trace(1), "a", State::Poll, to(State::Callback, Some(far)))
+        .finish_step(
+            &trace(1),
+            "a",
+            StoredState::Poll,
+            to(State::Callback, Some(far)),
+        )
         .await;
     assert_eq!(recorded.ok(), Some(true));
     let row = store
@@ -139,11 +152,16 @@ async fn a_stale_worker_cannot_overwrite_the_progress_of_the_worker_that_took_ov
     let fresh = store.claim_due("fresh", LEASE, 1).await.unwrap_or_default();
     assert_eq!(fresh.len(), 1, "an expired lease is taken back");
     let fresh_done = store
-        .finish_step(&trace(2), "fresh", State::Poll, to(State::Success, None))
+        .finish_step(
+            &trace(2),
+            "fresh",
+            StoredState::Poll,
+            to(State::Success, None),
+        )
         .await;
     assert_eq!(fresh_done.ok(), Some(true));
     let stale_done = store
-        .finish_step(&trace(2), "stale", State::Poll, to(State::Fail, None))
+        .finish_step(&trace(2), "stale", StoredState::Poll, to(State::Fail, None))
         .await;
     assert_eq!(
         stale_done.ok(),
@@ -156,7 +174,7 @@ async fn a_stale_worker_cannot_overwrite_the_progress_of_the_worker_that_took_ov
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("row"));
-    assert_eq!(row.state, 4);
+    assert_eq!(row.state, StoredState::Success);
     assert!(row.finished_at.is_some() && row.lease_owner.is_none());
 }
 
@@ -168,19 +186,19 @@ async fn a_duplicate_callback_is_recognised_and_a_finished_invocation_takes_none
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let first = store
-        .accept_callback(&trace(3), &trace(7), "{}".into())
+        .accept_callback(&trace(3), &trace(7), text("{}"))
         .await
         .ok();
     assert_eq!(first, Some(CallbackAcceptance::Accepted { runnable: true }));
     let second = store
-        .accept_callback(&trace(3), &trace(7), "{}".into())
+        .accept_callback(&trace(3), &trace(7), text("{}"))
         .await
         .ok();
     assert_eq!(second, Some(CallbackAcceptance::Duplicate));
     // A callback that beats the invoke's answer (the row is not stored yet) is kept, and the
     // waiting row is due at once when it is stored.
     let early = store
-        .accept_callback(&trace(404), &trace(7), "{\"early\": 1}".into())
+        .accept_callback(&trace(404), &trace(7), text("{\"early\": 1}"))
         .await
         .ok();
     assert_eq!(
@@ -212,14 +230,13 @@ async fn a_duplicate_callback_is_recognised_and_a_finished_invocation_takes_none
     );
     let claimed = store.claim_due("w", LEASE, 10).await.unwrap_or_default();
     assert_eq!(claimed.len(), 2, "both callbacks made their rows due");
-    let mut done = to(State::Success, None);
-    done.consumed_callback = Some(trace(7));
+    let done = to(State::Success, None).consuming(Some(trace(7)));
     let recorded = store
-        .finish_step(&trace(3), "w", State::Callback, done)
+        .finish_step(&trace(3), "w", StoredState::Callback, done)
         .await;
     assert_eq!(recorded.ok(), Some(true));
     let late = store
-        .accept_callback(&trace(3), &trace(8), "{}".into())
+        .accept_callback(&trace(3), &trace(8), text("{}"))
         .await
         .ok();
     assert_eq!(late, Some(CallbackAcceptance::NotWaiting(State::Success)));
@@ -245,10 +262,10 @@ async fn cleanup_deletes_old_finished_rows_but_keeps_pending_notifications(db: &
     }
     store.claim_due("w", LEASE, 10).await.unwrap_or_default();
     for i in 10..14 {
-        let mut finished = to(State::Success, None);
-        finished.notify = i == 13;
+        let (storage, outputs) = (text("{}"), text("{}"));
+        let finished = Transition::succeed(2, storage, outputs, i == 13);
         let recorded = store
-            .finish_step(&trace(i), "w", State::Poll, finished)
+            .finish_step(&trace(i), "w", StoredState::Poll, finished)
             .await;
         assert_eq!(recorded.ok(), Some(true));
     }
@@ -268,7 +285,7 @@ async fn cleanup_deletes_old_finished_rows_but_keeps_pending_notifications(db: &
         .ok()
         .flatten()
         .map(|r| r.notify_state);
-    assert_eq!(kept, Some(notify::PENDING));
+    assert_eq!(kept, Some(NotifyState::Pending));
     assert_eq!(
         store
             .delete_finished_before(now_ms() - 60_000, 100)

@@ -1,10 +1,15 @@
 //! Configuration from the environment the PaaS platform gives a deployed plugin.
 
+mod env;
+
 use std::time::Duration;
+
+use env::parsed;
+pub(crate) use env::{flag, var};
 
 /// The deployment environment (`BKPAAS_ENVIRONMENT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Environment {
+pub(crate) enum Environment {
     /// Local development: migrations run by themselves, no gateway JWT required, the logs API
     /// is on, a dev-only callback secret is used when none is set.
     Dev,
@@ -17,7 +22,7 @@ pub enum Environment {
 impl Environment {
     /// Parses a PaaS environment name; anything but the six accepted spellings is refused, so a
     /// typo (`online`, `production-eu`) can never turn the JWT check off.
-    pub fn parse(value: &str) -> Result<Self, String> {
+    pub(crate) fn parse(value: &str) -> Result<Self, String> {
         match value.trim().to_ascii_lowercase().as_str() {
             "prod" | "production" => Ok(Self::Prod),
             "stag" | "staging" => Ok(Self::Stag),
@@ -46,7 +51,7 @@ impl Environment {
     }
 
     /// The name PaaS uses (`dev`, `stag`, `prod`).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Dev => "dev",
             Self::Stag => "stag",
@@ -58,7 +63,7 @@ impl Environment {
 /// Everything the runtime reads from the environment. Its `Debug` hides the secrets (app
 /// secret, callback secret, the database password).
 #[derive(Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// `BKPAAS_APP_ID`: the plugin's app code, shown as `code` in meta.
     pub app_code: String,
     /// `BKPAAS_APP_SECRET`.
@@ -84,8 +89,6 @@ pub struct Config {
     /// The public base URL callbacks reach us through: `BK_PLUGIN_CALLBACK_HOST`, else
     /// `BK_API_URL_TMPL` with `{api_name}` replaced by the gateway name.
     pub callback_host: Option<String>,
-    /// `BK_API_URL_TMPL` (e.g. `http://bkapi.example.com/api/{api_name}`).
-    pub api_url_tmpl: Option<String>,
     /// `BK_PLUGIN_APIGW_STAGE_NAME`, else `BK_APIGW_STAGE_NAME`, else stag in stag and prod
     /// elsewhere (dev included, as in the Python runtime).
     pub stage_name: String,
@@ -164,20 +167,31 @@ pub struct Config {
     /// `BK_PLUGIN_SWAGGER` (default on): outside dev, serve the readable API page at `/` and
     /// `/swagger/` (as Python serves Swagger UI there). `/schema/` is served either way.
     pub api_page: bool,
+    /// This host's name (`HOSTNAME`, else `/etc/hostname`, else `localhost`): the metrics'
+    /// `hostname` label and the start of the worker's lease owner name.
+    pub hostname: String,
+    /// Whether log lines are captured for the logs API: `BK_PLUGIN_LOGS_API` (a boolean; any
+    /// other value counts as unset), else in dev only.
+    pub capture_logs: bool,
+    /// The log filter: `BK_PLUGIN_LOG_LEVEL`, else `RUST_LOG`, else `info`.
+    pub log_level: String,
+    /// `APIGW_PUBLIC_KEY`: the gateway's public key (PEM; `\n` may stand for line breaks).
+    pub apigw_public_key: Option<String>,
+    /// `APIGW_PUBLIC_KEY_FILE`: a file holding the gateway's public key.
+    pub apigw_public_key_file: Option<String>,
 }
 
 /// Stands in for a secret in `Debug` output.
 const HIDDEN: &str = "<hidden>";
 
 /// A URL with the password of its userinfo hidden.
-fn without_password(url: &str) -> String {
+/// A database URL with its password hidden, for messages and `Debug`.
+pub(crate) fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:{HIDDEN}{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
         }
         _ => url.to_string(),
     }
@@ -192,7 +206,7 @@ impl std::fmt::Debug for Config {
             .field("environment", &self.environment)
             .field("bind", &self.bind)
             .field("port", &self.port)
-            .field("database_url", &without_password(&self.database_url))
+            .field("database_url", &redact_url(&self.database_url))
             .field("time_zone", &self.time_zone)
             .field("callback_host", &self.callback_host)
             .field("stage_name", &self.stage_name)
@@ -202,32 +216,9 @@ impl std::fmt::Debug for Config {
     }
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
-    match var(name) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}={v:?} is not a valid value")),
-    }
-}
-
-fn flag(name: &str, default: bool) -> Result<bool, String> {
-    match var(name).map(|v| v.trim().to_ascii_lowercase()) {
-        None => Ok(default),
-        Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
-        Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
-        Some(v) => Err(format!("{name}={v:?} is not a boolean")),
-    }
-}
-
 impl Config {
     /// Reads the configuration; the message names the variable that is wrong.
-    pub fn from_env() -> Result<Self, String> {
+    pub(crate) fn from_env() -> Result<Self, String> {
         let (environment, environment_explicit) = Environment::from_env()?;
         let time_zone_name = var("TIME_ZONE").unwrap_or_else(|| "Asia/Shanghai".into());
         let time_zone = time_zone_name
@@ -245,7 +236,6 @@ impl Config {
                     .as_ref()
                     .map(|tmpl| tmpl.replace("{api_name}", &gateway_name))
             }),
-            api_url_tmpl,
             gateway_name,
             app_code,
             app_secret: var("BKPAAS_APP_SECRET"),
@@ -316,17 +306,25 @@ impl Config {
             log_file_max_bytes: parsed("BK_PLUGIN_LOG_FILE_MAX_BYTES", 10 * 1024 * 1024u64)?,
             log_file_backups: parsed("BK_PLUGIN_LOG_FILE_BACKUPS", 5usize)?,
             api_page: flag("BK_PLUGIN_SWAGGER", true)?,
+            hostname: env::hostname(),
+            capture_logs: flag("BK_PLUGIN_LOGS_API", environment == Environment::Dev)
+                .unwrap_or(environment == Environment::Dev),
+            log_level: var("BK_PLUGIN_LOG_LEVEL")
+                .or_else(|| var("RUST_LOG"))
+                .unwrap_or_else(|| "info".into()),
+            apigw_public_key: var("APIGW_PUBLIC_KEY"),
+            apigw_public_key_file: var("APIGW_PUBLIC_KEY_FILE"),
         })
     }
 
     /// Whether this is local development.
-    pub fn is_dev(&self) -> bool {
+    pub(crate) fn is_dev(&self) -> bool {
         self.environment == Environment::Dev
     }
 
     /// Whether protected routes accept requests without a verified gateway JWT: dev always,
     /// stag with `BK_APIGW_REQUIRE_EXEMPT`, prod never.
-    pub fn jwt_optional(&self) -> bool {
+    pub(crate) fn jwt_optional(&self) -> bool {
         self.is_dev() || self.jwt_exempt
     }
 }
@@ -408,10 +406,7 @@ mod tests {
         for secret in ["app-secret-value", "callback-secret-value", "db-password"] {
             assert!(!text.contains(secret), "{text}");
         }
-        assert!(
-            text.contains("mysql://root:<hidden>@db:3306/plugin"),
-            "{text}"
-        );
+        assert!(text.contains("mysql://root:***@db:3306/plugin"), "{text}");
     }
 
     #[test]

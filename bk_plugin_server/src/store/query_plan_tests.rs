@@ -1,13 +1,17 @@
 //! The worker's and `/metrics`' queries over the whole schedule table use an index on every
 //! backend, as the database's own query planner reports (`EXPLAIN`), with many finished rows
 //! beside a few live ones: their cost follows the live rows, not the table.
-#![allow(missing_docs)]
 
-use bk_plugin_core::State;
-use bk_plugin_server::store::entity::schedule;
-use bk_plugin_server::store::{NewWaiting, Store, hot_queries, now_ms};
 use bkp_blackbox_tests::{Backend, TestDb, on_every_backend};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, Statement};
+
+use super::entity::schedule;
+use super::queue::hot_queries;
+use super::{JsonText, NewWaiting, NotifyState, Store, StoredState, Wait, now_ms};
+
+fn empty() -> JsonText {
+    JsonText::of(&serde_json::json!({}))
+}
 
 on_every_backend!(the_claim_the_next_due_time_and_the_queue_depth_use_an_index,);
 
@@ -18,18 +22,22 @@ fn finished(i: usize) -> schedule::ActiveModel {
     schedule::ActiveModel {
         trace_id: Set(format!("{i:032x}")),
         plugin_version: Set("1.0.0".into()),
-        state: Set(if i.is_multiple_of(2) { 4 } else { 5 }),
+        state: Set(if i.is_multiple_of(2) {
+            StoredState::Success
+        } else {
+            StoredState::Fail
+        }),
         invoke_count: Set(3),
-        inputs: Set("{}".into()),
-        context: Set("{}".into()),
-        storage: Set("{}".into()),
-        outputs: Set("{}".into()),
+        inputs: Set(empty()),
+        context: Set(empty()),
+        storage: Set(empty()),
+        outputs: Set(empty()),
         error: Set(None),
         run_at: Set(None),
         lease_owner: Set(None),
         lease_until: Set(None),
         callback_deadline: Set(None),
-        notify_state: Set(0),
+        notify_state: Set(NotifyState::None),
         notify_attempts: Set(0),
         notify_at: Set(None),
         created_at: Set(now),
@@ -102,17 +110,18 @@ async fn the_claim_the_next_due_time_and_the_queue_depth_use_an_index(db: &TestD
             .insert_waiting(NewWaiting {
                 trace_id: format!("{:032x}", FINISHED + i),
                 version: "1.0.0".into(),
-                state: if i.is_multiple_of(2) {
-                    State::Poll
-                } else {
-                    State::Callback
+                wait: {
+                    let run_at = now_ms() + i64::try_from(i).unwrap_or(0) * 1000 - 20_000;
+                    if i.is_multiple_of(2) {
+                        Wait::Poll { run_at }
+                    } else {
+                        Wait::Callback { deadline: run_at }
+                    }
                 },
-                inputs: "{}".into(),
-                context: "{}".into(),
-                storage: "{}".into(),
-                outputs: "{}".into(),
-                run_at: now_ms() + i64::try_from(i).unwrap_or(0) * 1000 - 20_000,
-                callback_deadline: None,
+                inputs: empty(),
+                context: empty(),
+                storage: empty(),
+                outputs: empty(),
             })
             .await
             .unwrap_or_else(|e| panic!("{e}"));

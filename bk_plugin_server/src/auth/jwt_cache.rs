@@ -112,6 +112,7 @@ impl TokenCache {
     }
 
     /// How many tokens are cached.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
