@@ -19,6 +19,7 @@ on_every_backend!(
     both_slash_forms_work_on_every_route,
     unknown_routes_and_wrong_methods_answer_with_the_envelope,
     oversized_bodies_are_413_with_the_envelope,
+    invoke_errors_after_the_trace_id_is_given_carry_it_413_and_415_included,
     poll_invocation_is_stored_before_the_answer_and_finishes,
     schedule_of_an_unknown_trace_says_can_not_find,
 );
@@ -376,6 +377,32 @@ async fn oversized_bodies_are_413_with_the_envelope(db: &TestDb) {
             .unwrap_or_default()
             .contains("1024")
     );
+}
+
+async fn invoke_errors_after_the_trace_id_is_given_carry_it_413_and_415_included(db: &TestDb) {
+    let launch = bkp_blackbox_tests::Launch::serve().env("BK_PLUGIN_MAX_BODY_BYTES", "1024");
+    let plugin = Plugin::launch(db, launch).await;
+    let big =
+        json!({"inputs": {"hello": "x".repeat(4096)}, "context": {"executor": "a"}}).to_string();
+    let answers = [
+        plugin
+            .post_raw("/bk_plugin/invoke/1.0.0", "application/json", big)
+            .await,
+        plugin
+            .post_raw("/bk_plugin/invoke/1.0.0", "text/xml", "<a/>".into())
+            .await,
+        plugin
+            .post_raw("/bk_plugin/plugin_api_dispatch", "text/xml", "<a/>".into())
+            .await,
+    ];
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert_eq!(statuses, [413, 415, 415]);
+    for (_, body) in &answers {
+        assert_eq!(body["result"], json!(false), "{body}");
+        let trace_id = body["trace_id"].as_str().unwrap_or_default();
+        assert_eq!(trace_id.len(), 32, "{body}");
+        assert!(trace_id.bytes().all(|b| b.is_ascii_hexdigit()), "{body}");
+    }
 }
 
 async fn poll_invocation_is_stored_before_the_answer_and_finishes(db: &TestDb) {
