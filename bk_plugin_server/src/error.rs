@@ -14,7 +14,6 @@ use bk_plugin_core::State;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::auth::AuthError;
 use crate::store::StoreError;
 
 /// The protocol's answer: `{"result", "message", "data"}`, with `trace_id` on invoke, dispatch
@@ -159,7 +158,7 @@ pub(crate) enum ApiError {
     UnsupportedMediaType(String),
     /// 401: gateway authentication is required and missing or invalid.
     #[error("{0}")]
-    Unauthorized(#[from] AuthError),
+    Unauthorized(String),
     /// 403: the caller app is outside its `allow_scope`.
     #[error(
         "app {app} may only call this plugin within scope type {scope_type:?} and values {values:?}; the request has {sent_type:?} {sent_value:?}"

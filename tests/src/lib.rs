@@ -81,6 +81,17 @@ fn with_database(url: &str, name: &str) -> String {
     out
 }
 
+/// Reports that a test did not run, and why, where the person running the tests sees it: the
+/// line goes straight to the process's stdout, past the test harness's capture, so a skipped
+/// database test never looks like a silent pass (`cargo test` shows `skipped: ...` beside the
+/// `ok`).
+pub fn report_skip(reason: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "skipped: {reason}");
+    let _ = out.flush();
+}
+
 impl TestDb {
     /// A fresh database on `backend`, or `None` (with a printed reason) when that backend's
     /// test URL is not set.
@@ -98,14 +109,14 @@ impl TestDb {
             });
         }
         let Some(server) = server_url(backend) else {
-            println!(
-                "skipped: {backend:?} tests need {} (e.g. postgres://postgres@127.0.0.1:5432/test or mysql://root@127.0.0.1:3306/test)",
+            report_skip(&format!(
+                "{backend:?} tests need {} (e.g. postgres://postgres@127.0.0.1:5432/test or mysql://root@127.0.0.1:3306/test)",
                 if backend == Backend::Postgres {
                     "BKP_TEST_POSTGRES_URL"
                 } else {
                     "BKP_TEST_MYSQL_URL"
                 }
-            );
+            ));
             return None;
         };
         let admin = Database::connect(&server)

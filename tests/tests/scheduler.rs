@@ -374,7 +374,7 @@ async fn finish_callback_is_posted_when_a_scheduled_invocation_ends(db: &TestDb)
 async fn dropped_database_connections_lose_nothing_and_fail_nothing(db: &TestDb) {
     let kill_sql = match db.backend() {
         Backend::Sqlite => {
-            println!("skipped on SQLite: there is no server connection to drop");
+            bkp_blackbox_tests::report_skip("on SQLite: there is no server connection to drop");
             return;
         }
         Backend::Postgres => {

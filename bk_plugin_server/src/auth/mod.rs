@@ -111,7 +111,11 @@ impl FromRequest for Caller {
         let Some(policy) = req.app_data::<web::Data<AuthPolicy>>() else {
             return ready(Err(ApiError::StateMissing));
         };
-        ready(policy.authenticate(req).map_err(ApiError::from))
+        ready(
+            policy
+                .authenticate(req)
+                .map_err(|e| ApiError::Unauthorized(e.to_string())),
+        )
     }
 }
 
