@@ -564,7 +564,9 @@ fn through(url: &str, port: u16) -> (String, String) {
 
 async fn a_database_outage_fails_invokes_quickly_and_stores_none_of_them(db: &TestDb) {
     if db.backend() == Backend::Sqlite {
-        bkp_blackbox_tests::report_skip("on SQLite: there is no network path to the database to break");
+        bkp_blackbox_tests::report_skip(
+            "on SQLite: there is no network path to the database to break",
+        );
         return;
     }
     migrate(db);
@@ -773,7 +775,9 @@ async fn a_worker_whose_clock_is_20_s_ahead_does_not_take_a_live_lease(db: &Test
         return;
     }
     if !std::path::Path::new(FAKETIME).exists() {
-        bkp_blackbox_tests::report_skip(&format!("{FAKETIME} is missing (apt-get install faketime)"));
+        bkp_blackbox_tests::report_skip(&format!(
+            "{FAKETIME} is missing (apt-get install faketime)"
+        ));
         return;
     }
     let faults = |launch: Launch| {

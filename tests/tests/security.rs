@@ -334,7 +334,11 @@ async fn allow_scope_allows_listed_scopes_denies_others_and_ignores_unlisted_app
         assert_eq!(status, expected, "invoke, {name}: {body}");
         if expected == 403 {
             let trace_id = body["trace_id"].as_str().map(str::len);
-            assert_eq!(trace_id, Some(32), "a refused invoke keeps its trace id: {body}");
+            assert_eq!(
+                trace_id,
+                Some(32),
+                "a refused invoke keeps its trace id: {body}"
+            );
         }
         let (status, body) = plugin
             .post_with(

@@ -14,6 +14,7 @@ mod notifications;
 #[cfg(test)]
 mod query_plan_tests;
 mod queue;
+mod transition;
 #[cfg(test)]
 mod transition_tests;
 
@@ -21,7 +22,7 @@ pub(crate) use entity::{JsonText, NotifyState, StoredState};
 pub(crate) use inbox::CallbackAcceptance;
 pub(crate) use inspect::{ScheduleFilter, ScheduleSummary};
 pub(crate) use logs::LogLine;
-pub(crate) use queue::{FinishedStep, NewWaiting, Transition, Wait, wants_finish_callback};
+pub(crate) use transition::{FinishedStep, NewWaiting, Transition, Wait, wants_finish_callback};
 
 use std::time::Duration;
 

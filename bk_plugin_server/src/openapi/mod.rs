@@ -12,7 +12,15 @@
 use bk_plugin_core::{PluginVersion, Registry};
 use serde_json::{Map, Value, json};
 
-use crate::plugin_api::{ApiGroup, ApiMethod, PluginApis};
+mod data_apis;
+mod hoist;
+mod yaml;
+
+pub(crate) use yaml::to_yaml;
+
+use crate::plugin_api::PluginApis;
+use data_apis::add_data_apis;
+use hoist::{component_name, hoist};
 
 /// The OpenAPI version the document follows.
 pub(crate) const OPENAPI_VERSION: &str = "3.1.0";
@@ -361,68 +369,6 @@ fn add_version(
     );
 }
 
-/// A name OpenAPI accepts for a component (`^[a-zA-Z0-9._-]+$`).
-fn component_name(raw: &str) -> String {
-    raw.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// Moves a draft-07 schema and its `definitions` into `schemas` under `name` and
-/// `<name>_<definition>`, rewriting `#/definitions/...` references to them.
-fn hoist(schema: &Value, name: &str, schemas: &mut Map<String, Value>) {
-    let mut top = schema.clone();
-    let definitions = match top.as_object_mut().and_then(|o| o.remove("definitions")) {
-        Some(Value::Object(definitions)) => definitions,
-        _ => Map::new(),
-    };
-    let target = |definition: &str| format!("{name}_{}", component_name(definition));
-    for (definition, mut body) in definitions {
-        rewrite(&mut body, &target);
-        schemas.insert(target(&definition), body);
-    }
-    rewrite(&mut top, &target);
-    schemas.insert(name.to_string(), top);
-}
-
-/// Rewrites `#/definitions/X` to `#/components/schemas/<target(X)>` and draft-07 tuple `items`
-/// (an array) to 2020-12 `prefixItems`, everywhere in `schema`.
-fn rewrite(schema: &mut Value, target: &dyn Fn(&str) -> String) {
-    match schema {
-        Value::Object(object) => {
-            if let Some(Value::String(reference)) = object.get_mut("$ref")
-                && let Some(definition) = reference.strip_prefix("#/definitions/")
-            {
-                let definition = definition.replace("~1", "/").replace("~0", "~");
-                *reference = format!("#/components/schemas/{}", target(&definition));
-            }
-            if matches!(object.get("items"), Some(Value::Array(_))) {
-                let tuple = object.remove("items").unwrap_or(Value::Null);
-                let rest = object.remove("additionalItems");
-                object.insert("prefixItems".into(), tuple);
-                if let Some(rest) = rest {
-                    object.insert("items".into(), rest);
-                }
-            }
-            for value in object.values_mut() {
-                rewrite(value, target);
-            }
-        }
-        Value::Array(items) => {
-            for item in items {
-                rewrite(item, target);
-            }
-        }
-        _ => {}
-    }
-}
-
 fn schedule_path() -> Value {
     json!({"get": {
         "tags": ["protocol"],
@@ -497,91 +443,6 @@ fn metrics_path() -> Value {
     }})
 }
 
-/// One path per data-API pattern, one operation per method.
-fn add_data_apis(apis: &PluginApis, paths: &mut Map<String, Value>) {
-    for (group, method, pattern) in apis.routes() {
-        let (template, parameters) = path_template(pattern);
-        let prefix = group.prefix().trim_end_matches('/');
-        let path = format!("{prefix}{template}");
-        let group_name = match group {
-            ApiGroup::PluginApi => "plugin_api",
-            ApiGroup::OpenApi => "openapi",
-            ApiGroup::Private => "private",
-        };
-        let method_name = method.as_str().to_ascii_lowercase();
-        let mut operation = json!({
-            "tags": ["data APIs"],
-            "operationId": format!("{group_name}_{method_name}{}", component_name(&template.replace(['{', '}'], ""))),
-            "summary": format!("{} {path}", method.as_str()),
-            "description": "An author's data API. Query parameters reach the handler as they \
-                come; the answer is the handler's JSON as it returned it (not wrapped), or the \
-                failure envelope with the handler's status.",
-            "security": gateway_security(),
-            "parameters": parameters,
-            "responses": {
-                "200": {"description": "The handler's JSON.", "content": json_content(json!({}))},
-                "400": response_ref("BadRequest"),
-                "401": response_ref("Unauthorized"),
-                "404": response_ref("NotFound"),
-                "500": response_ref("InternalError"),
-            },
-        });
-        if method == ApiMethod::Post {
-            operation["requestBody"] = json!({"content": json_content(json!({}))});
-        }
-        let item = paths.entry(path).or_insert_with(|| json!({}));
-        if item.get(&method_name).is_none() {
-            item[method_name] = operation;
-        }
-    }
-}
-
-/// An actix pattern (`/task_list/{biz_id:\d+}`) as an OpenAPI template (`/task_list/{biz_id}`)
-/// and its path parameters (a restricted segment keeps its regex as `pattern`).
-fn path_template(pattern: &str) -> (String, Vec<Value>) {
-    let mut template = String::new();
-    let mut parameters = Vec::new();
-    let mut chars = pattern.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '{' {
-            template.push(c);
-            continue;
-        }
-        let mut depth = 1;
-        let mut inner = String::new();
-        for c in chars.by_ref() {
-            match c {
-                '{' => depth += 1,
-                '}' => depth -= 1,
-                _ => {}
-            }
-            if depth == 0 {
-                break;
-            }
-            inner.push(c);
-        }
-        let tail = chars.peek() == Some(&'*');
-        if tail {
-            chars.next();
-        }
-        let (name, regex) = match inner.split_once(':') {
-            Some((name, regex)) => (name.to_string(), Some(regex.to_string())),
-            None => (inner, tail.then(|| ".*".to_string())),
-        };
-        let mut schema = json!({"type": "string"});
-        if let Some(regex) = regex {
-            schema["pattern"] = json!(format!("^(?:{regex})$"));
-        }
-        template.push_str(&format!("{{{name}}}"));
-        parameters.push(path_param(
-            &name,
-            "A path segment of the handler's pattern.",
-            schema,
-        ));
-    }
-    (template, parameters)
-}
-
 /// Prints the document for the `openapi` command.
 pub(crate) fn print(
     config: &crate::config::Config,
@@ -602,130 +463,4 @@ pub(crate) fn print(
         println!("{}", serde_json::to_string_pretty(&doc)?);
     }
     Ok(())
-}
-
-/// The document as YAML: block style, every key and string double-quoted (JSON escapes are
-/// valid YAML escapes), so it reads back to exactly the same value.
-pub(crate) fn to_yaml(value: &Value) -> String {
-    let mut out = String::new();
-    write_yaml(value, 0, &mut out);
-    out
-}
-
-fn write_yaml(value: &Value, indent: usize, out: &mut String) {
-    let pad = " ".repeat(indent);
-    match value {
-        Value::Object(object) if !object.is_empty() => {
-            for (key, item) in object {
-                out.push_str(&pad);
-                out.push_str(&yaml_string(key));
-                out.push(':');
-                write_yaml_child(item, indent, out);
-            }
-        }
-        Value::Array(items) if !items.is_empty() => {
-            for item in items {
-                out.push_str(&pad);
-                out.push('-');
-                write_yaml_child(item, indent, out);
-            }
-        }
-        scalar => {
-            out.push_str(&pad);
-            out.push_str(&yaml_scalar(scalar));
-            out.push('\n');
-        }
-    }
-}
-
-/// The value after `key:` or `-`: nested blocks on the following lines, scalars inline.
-fn write_yaml_child(item: &Value, indent: usize, out: &mut String) {
-    let nested = match item {
-        Value::Object(object) => !object.is_empty(),
-        Value::Array(items) => !items.is_empty(),
-        _ => false,
-    };
-    if nested {
-        out.push('\n');
-        write_yaml(item, indent + 2, out);
-    } else {
-        out.push(' ');
-        out.push_str(&yaml_scalar(item));
-        out.push('\n');
-    }
-}
-
-fn yaml_scalar(value: &Value) -> String {
-    match value {
-        Value::String(text) => yaml_string(text),
-        Value::Object(_) => "{}".into(),
-        Value::Array(_) => "[]".into(),
-        other => other.to_string(),
-    }
-}
-
-/// A double-quoted YAML scalar: JSON's escaping, plus the C1 controls and BOM that YAML does not
-/// allow raw.
-fn yaml_string(text: &str) -> String {
-    let json = Value::String(text.to_string()).to_string();
-    json.chars()
-        .map(|c| match c {
-            '\u{80}'..='\u{9f}' | '\u{feff}' => format!("\\u{:04x}", c as u32),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn restricted_segments_become_templates_with_patterns() {
-        let (template, parameters) = path_template("/task_list/{biz_id:\\d{1,9}}/{rest}*");
-        assert_eq!(template, "/task_list/{biz_id}/{rest}");
-        assert_eq!(parameters[0]["name"], "biz_id");
-        assert_eq!(parameters[0]["schema"]["pattern"], "^(?:\\d{1,9})$");
-        assert_eq!(parameters[1]["schema"]["pattern"], "^(?:.*)$");
-    }
-
-    #[test]
-    fn nested_definitions_are_hoisted_and_references_rewritten() {
-        let schema = json!({
-            "type": "object",
-            "properties": {"o": {"$ref": "#/definitions/Options"},
-                           "t": {"type": "array", "items": [{"type": "string"}]}},
-            "required": ["o"],
-            "definitions": {
-                "Options": {"type": "object", "properties": {"i": {"$ref": "#/definitions/Inner"}}},
-                "Inner": {"type": "string"},
-            },
-        });
-        let mut schemas = Map::new();
-        hoist(&schema, "Inputs_1.0.0", &mut schemas);
-        let top = &schemas["Inputs_1.0.0"];
-        assert!(top.get("definitions").is_none());
-        assert_eq!(
-            top["properties"]["o"]["$ref"],
-            "#/components/schemas/Inputs_1.0.0_Options"
-        );
-        assert_eq!(
-            top["properties"]["t"]["prefixItems"],
-            json!([{"type": "string"}])
-        );
-        assert_eq!(
-            schemas["Inputs_1.0.0_Options"]["properties"]["i"]["$ref"],
-            "#/components/schemas/Inputs_1.0.0_Inner"
-        );
-    }
-
-    #[test]
-    fn yaml_keeps_every_value_and_quotes_every_string() {
-        let value = json!({"a": [1, {"b": "x\"y\n"}, [], {}], "c": null, "d": {"e": true}});
-        let yaml = to_yaml(&value);
-        assert_eq!(
-            yaml,
-            "\"a\":\n  - 1\n  -\n    \"b\": \"x\\\"y\\n\"\n  - []\n  - {}\n\"c\": null\n\"d\":\n  \"e\": true\n"
-        );
-    }
 }
