@@ -1,29 +1,27 @@
 //! `POST /bk_plugin/callback/{token}`: a third-party system reports back to a waiting invocation.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde_json::Value;
 
 use crate::app::AppState;
-use crate::auth::Caller;
 use crate::error::{ApiError, Envelope};
 use crate::store::{CallbackAcceptance, JsonText};
 
-use super::read_json;
+use super::{Protected, read_json};
 
 /// Verifies the token, stores the callback and wakes the worker.
 pub(crate) async fn callback(
     state: web::Data<AppState>,
     path: web::Path<String>,
-    req: HttpRequest,
-    payload: web::Payload,
-    _caller: Caller,
+    call: Protected,
 ) -> Result<HttpResponse, ApiError> {
+    let Protected { req, body, .. } = call;
     let token = path.into_inner();
     let claims = state
         .tokens()
         .verify(&token)
         .map_err(|e| ApiError::InvalidToken(e.to_string()))?;
-    let body = read_json(&req, payload, state.config().max_body_bytes)
+    let body = read_json(&req, body, state.config().max_body_bytes)
         .await
         .map_err(|e| match e {
             ApiError::BadRequest(_) => {

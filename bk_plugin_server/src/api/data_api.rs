@@ -5,19 +5,17 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
 
 use crate::app::AppState;
-use crate::auth::Caller;
 use crate::error::{ApiError, Envelope};
 use crate::plugin_api::{ApiGroup, ApiMethod, ApiRequest};
 
-use super::read_json;
+use super::{Protected, read_json};
 
 /// Routes one request to the author's handler.
 pub(crate) async fn handle(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-    caller: Caller,
+    call: Protected,
 ) -> Result<HttpResponse, ApiError> {
+    let Protected { caller, req, body } = call;
     let path = req.path();
     let group = [ApiGroup::PluginApi, ApiGroup::OpenApi, ApiGroup::Private]
         .into_iter()
@@ -28,7 +26,7 @@ pub(crate) async fn handle(
         .ok_or_else(|| ApiError::MethodNotAllowed(req.method().to_string()))?;
     let data = match method {
         ApiMethod::Get => Value::Null,
-        ApiMethod::Post => read_json(&req, payload, state.config().max_body_bytes).await?,
+        ApiMethod::Post => read_json(&req, body, state.config().max_body_bytes).await?,
     };
     let mut request = ApiRequest {
         query: query_map(req.query_string()),

@@ -1,28 +1,27 @@
 //! `POST /bk_plugin/plugin_api_dispatch`: call an author's `plugin_api` handler in-process, as
 //! the given user, without an HTTP hop to ourselves.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde_json::{Map, Value};
 
 use crate::app::AppState;
-use crate::auth::{AuthPolicy, Caller};
+use crate::auth::AuthPolicy;
 use crate::error::{ApiError, Envelope, TraceId};
 use crate::plugin_api::{ApiGroup, ApiMethod, ApiRequest};
 
 use super::data_api::{forwarded_headers, query_map};
-use super::read_json;
+use super::{Protected, read_json};
 
 /// Dispatches to the handler named by `url` and `method`.
 pub(crate) async fn dispatch(
     state: web::Data<AppState>,
     auth: web::Data<AuthPolicy>,
-    req: HttpRequest,
-    payload: web::Payload,
-    caller: Caller,
+    call: Protected,
 ) -> Result<HttpResponse, ApiError> {
+    let Protected { caller, req, body } = call;
     let trace_id = TraceId::assign(&req);
     auth.check_scope(&caller, &req)?;
-    let body = read_json(&req, payload, state.config().max_body_bytes).await?;
+    let body = read_json(&req, body, state.config().max_body_bytes).await?;
     let call = DispatchCall::parse(body)?;
     let (path, query) = call.url.split_once('?').unwrap_or((call.url.as_str(), ""));
     let relative = path

@@ -1,17 +1,17 @@
 //! `POST /bk_plugin/invoke/{version}`: validate, run the first step, store a waiting invocation
 //! before answering.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use bk_plugin_core::executor::StepInput;
 use serde_json::{Value, json};
 
 use crate::app::{AppState, Parked};
-use crate::auth::{AuthPolicy, Caller};
+use crate::auth::AuthPolicy;
 use crate::error::{ApiError, Envelope, TraceId};
 use crate::metrics::StepTimer;
 use bk_plugin_core::State;
 
-use super::read_json;
+use super::{Protected, read_json};
 
 /// Splits an invoke body into its `inputs` and `context` objects.
 pub(crate) fn split_invoke_body(body: Value) -> Result<(Value, Value), ApiError> {
@@ -49,10 +49,9 @@ pub(crate) async fn invoke(
     state: web::Data<AppState>,
     auth: web::Data<AuthPolicy>,
     path: web::Path<String>,
-    req: HttpRequest,
-    payload: web::Payload,
-    caller: Caller,
+    call: Protected,
 ) -> Result<HttpResponse, ApiError> {
+    let Protected { caller, req, body } = call;
     let version_name = path.into_inner();
     let Some(version) = state.registry().get(&version_name) else {
         return Err(ApiError::VersionNotFound(version_name));
@@ -60,7 +59,7 @@ pub(crate) async fn invoke(
     let trace_id = TraceId::assign(&req);
     let _running = state.tokens().invoke_started(&trace_id);
     auth.check_scope(&caller, &req)?;
-    let body = read_json(&req, payload, state.config().max_body_bytes).await?;
+    let body = read_json(&req, body, state.config().max_body_bytes).await?;
     let (inputs, context) = split_invoke_body(body)?;
     let first = StepInput::first(trace_id.clone(), inputs, context);
     let (inputs, context) = (first.inputs.clone(), first.context.clone());

@@ -11,10 +11,11 @@ mod pages;
 mod schedule;
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde_json::Value;
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 
 /// Registers every route, each with and without its trailing slash.
@@ -98,11 +99,36 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> 
     Err(ApiError::MethodNotAllowed(req.method().to_string()))
 }
 
+/// A request to a protected route: its caller (authenticated when extracted, 401 outside dev
+/// without a valid gateway JWT), the request, and its body, not read yet.
+pub(crate) struct Protected {
+    /// Who calls.
+    pub(crate) caller: Caller,
+    /// The request.
+    pub(crate) req: HttpRequest,
+    /// The body.
+    pub(crate) body: actix_web::dev::Payload,
+}
+
+impl FromRequest for Protected {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let caller = Caller::from_request(req, payload).into_inner();
+        std::future::ready(caller.map(|caller| Self {
+            caller,
+            req: req.clone(),
+            body: payload.take(),
+        }))
+    }
+}
+
 /// Reads a JSON body of at most `limit` bytes. A body sent under another content type (curl's
 /// default form type, say) is still taken when it is valid JSON; otherwise that is a 415.
 pub(crate) async fn read_json(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    mut payload: actix_web::dev::Payload,
     limit: usize,
 ) -> Result<Value, ApiError> {
     let foreign_type = req

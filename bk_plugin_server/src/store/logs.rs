@@ -3,7 +3,7 @@
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::entity::log;
-use super::{Store, StoreError};
+use super::{Store, StoreError, first_ids};
 
 /// A captured log line waiting to be written.
 #[derive(Debug, Clone)]
@@ -53,17 +53,9 @@ impl Store {
         before: i64,
         batch: u64,
     ) -> Result<u64, StoreError> {
-        let ids: Vec<i64> = log::Entity::find()
-            .select_only()
-            .column(log::Column::Id)
-            .filter(log::Column::CreatedAt.lt(before))
-            .limit(batch)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        if ids.is_empty() {
-            return Ok(0);
-        }
+        let old = log::Entity::find().filter(log::Column::CreatedAt.lt(before));
+        let ids: Vec<i64> = first_ids(&self.db, old, log::Column::Id, batch).await?;
+        // An empty `IN ()` matches nothing: the statement is then a no-op.
         let deleted = log::Entity::delete_many()
             .filter(log::Column::Id.is_in(ids))
             .exec(&self.db)

@@ -130,6 +130,27 @@ pub(crate) fn cap_err(err: String) -> String {
     )
 }
 
+/// The `column` of at most `batch` rows of `select` (the ids a batched delete takes).
+async fn first_ids<E, T>(
+    db: &DatabaseConnection,
+    select: sea_orm::Select<E>,
+    column: E::Column,
+    batch: u64,
+) -> Result<Vec<T>, DbErr>
+where
+    E: EntityTrait,
+    T: sea_orm::TryGetableMany,
+{
+    use sea_orm::QuerySelect;
+    select
+        .select_only()
+        .column(column)
+        .limit(batch)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
 /// Runs `attempt` again (up to 5 times, 5 ms doubling) while it fails with a transient conflict.
 pub(crate) async fn retry_transient<T, F, Fut>(mut attempt: F) -> Result<T, DbErr>
 where

@@ -15,7 +15,7 @@ use super::transition::{
     FinishedStep, NewWaiting, Transition, Wait, transition_update, waiting_model,
     wants_finish_callback, without_lease,
 };
-use super::{Store, StoreError, now_ms, retry_transient};
+use super::{Store, StoreError, first_ids, now_ms, retry_transient};
 use crate::time::duration_ms;
 
 impl Store {
@@ -276,15 +276,11 @@ impl Store {
         before: i64,
         batch: u64,
     ) -> Result<u64, StoreError> {
-        let ids: Vec<String> = schedule::Entity::find()
-            .select_only()
-            .column(schedule::Column::TraceId)
+        let finished = schedule::Entity::find()
             .filter(schedule::Column::FinishedAt.lt(before))
-            .filter(schedule::Column::NotifyState.ne(NotifyState::Pending))
-            .limit(batch)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
+            .filter(schedule::Column::NotifyState.ne(NotifyState::Pending));
+        let ids: Vec<String> =
+            first_ids(&self.db, finished, schedule::Column::TraceId, batch).await?;
         if ids.is_empty() {
             return Ok(0);
         }
