@@ -2,16 +2,27 @@
 
 use sea_orm_migration::prelude::*;
 
-use super::{json_text, unicode_table};
+use super::{CreateTable, json_text, no_indexes, primary_key, required, required_ms};
 
-pub(super) struct Migration;
+/// The migration, named after this file.
+pub(super) const MIGRATION: CreateTable = CreateTable::new(module_path!(), table, no_indexes);
 
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m20261125_000002_create_callback"
-    }
+fn table(manager: &SchemaManager<'_>) -> TableCreateStatement {
+    Table::create()
+        .table(BkpCallback::Table)
+        .primary_key(&mut primary_key([
+            BkpCallback::TraceId,
+            BkpCallback::CallbackId,
+        ]))
+        .col(required(BkpCallback::TraceId, |c| c.string_len(32)))
+        .col(required(BkpCallback::CallbackId, |c| c.string_len(32)))
+        .col(json_text(manager, BkpCallback::Data))
+        .col(required(BkpCallback::Consumed, ColumnDef::boolean).default(false))
+        .col(required_ms(BkpCallback::CreatedAt))
+        .to_owned()
 }
 
+/// The table and its columns.
 #[derive(DeriveIden)]
 enum BkpCallback {
     Table,
@@ -20,49 +31,4 @@ enum BkpCallback {
     Data,
     Consumed,
     CreatedAt,
-}
-
-#[sea_orm_migration::async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let mut table = Table::create()
-            .table(BkpCallback::Table)
-            .if_not_exists()
-            .col(
-                ColumnDef::new(BkpCallback::TraceId)
-                    .string_len(32)
-                    .not_null(),
-            )
-            .col(
-                ColumnDef::new(BkpCallback::CallbackId)
-                    .string_len(32)
-                    .not_null(),
-            )
-            .col(json_text(manager, BkpCallback::Data))
-            .col(
-                ColumnDef::new(BkpCallback::Consumed)
-                    .boolean()
-                    .not_null()
-                    .default(false),
-            )
-            .col(
-                ColumnDef::new(BkpCallback::CreatedAt)
-                    .big_integer()
-                    .not_null(),
-            )
-            .primary_key(
-                Index::create()
-                    .col(BkpCallback::TraceId)
-                    .col(BkpCallback::CallbackId),
-            )
-            .to_owned();
-        unicode_table(manager, &mut table);
-        manager.create_table(table).await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(BkpCallback::Table).to_owned())
-            .await
-    }
 }

@@ -2,16 +2,36 @@
 
 use sea_orm_migration::prelude::*;
 
-use super::unicode_table;
+use super::{CreateTable, index, required, required_ms};
 
-pub(super) struct Migration;
+/// The migration, named after this file.
+pub(super) const MIGRATION: CreateTable = CreateTable::new(module_path!(), table, indexes);
 
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m20261125_000003_create_log"
-    }
+fn indexes() -> Vec<IndexCreateStatement> {
+    let trace = [BkpLog::TraceId, BkpLog::CreatedAt];
+    vec![
+        index("idx_bkp_log_trace", BkpLog::Table, trace),
+        index("idx_bkp_log_created", BkpLog::Table, [BkpLog::CreatedAt]),
+    ]
 }
 
+fn table(_manager: &SchemaManager<'_>) -> TableCreateStatement {
+    Table::create()
+        .table(BkpLog::Table)
+        .col(
+            ColumnDef::new(BkpLog::Id)
+                .big_integer()
+                .not_null()
+                .auto_increment()
+                .primary_key(),
+        )
+        .col(required(BkpLog::TraceId, |c| c.string_len(32)))
+        .col(required_ms(BkpLog::CreatedAt))
+        .col(required(BkpLog::Line, ColumnDef::text))
+        .to_owned()
+}
+
+/// The table and its columns.
 #[derive(DeriveIden)]
 enum BkpLog {
     Table,
@@ -19,53 +39,4 @@ enum BkpLog {
     TraceId,
     CreatedAt,
     Line,
-}
-
-#[sea_orm_migration::async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let mut table = Table::create()
-            .table(BkpLog::Table)
-            .if_not_exists()
-            .col(
-                ColumnDef::new(BkpLog::Id)
-                    .big_integer()
-                    .not_null()
-                    .auto_increment()
-                    .primary_key(),
-            )
-            .col(ColumnDef::new(BkpLog::TraceId).string_len(32).not_null())
-            .col(ColumnDef::new(BkpLog::CreatedAt).big_integer().not_null())
-            .col(ColumnDef::new(BkpLog::Line).text().not_null())
-            .to_owned();
-        unicode_table(manager, &mut table);
-        manager.create_table(table).await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_bkp_log_trace")
-                    .table(BkpLog::Table)
-                    .col(BkpLog::TraceId)
-                    .col(BkpLog::CreatedAt)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_bkp_log_created")
-                    .table(BkpLog::Table)
-                    .col(BkpLog::CreatedAt)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(BkpLog::Table).to_owned())
-            .await
-    }
 }

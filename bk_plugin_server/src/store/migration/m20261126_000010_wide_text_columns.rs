@@ -15,26 +15,24 @@ impl MigrationName for Migration {
 #[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != sea_orm::DatabaseBackend::MySql {
-            return Ok(());
-        }
-        let db = manager.get_connection();
-        db.execute_unprepared("ALTER TABLE bkp_schedule MODIFY err LONGTEXT NULL")
-            .await?;
-        db.execute_unprepared("ALTER TABLE bkp_log MODIFY line LONGTEXT NOT NULL")
-            .await?;
-        Ok(())
+        text_columns_as(manager, "LONGTEXT").await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != sea_orm::DatabaseBackend::MySql {
-            return Ok(());
-        }
-        let db = manager.get_connection();
-        db.execute_unprepared("ALTER TABLE bkp_schedule MODIFY err TEXT NULL")
-            .await?;
-        db.execute_unprepared("ALTER TABLE bkp_log MODIFY line TEXT NOT NULL")
-            .await?;
-        Ok(())
+        text_columns_as(manager, "TEXT").await
     }
+}
+
+/// On MySQL/MariaDB, gives `bkp_schedule.err` and `bkp_log.line` the type `kind`; elsewhere
+/// TEXT has no such limit and nothing changes.
+async fn text_columns_as(manager: &SchemaManager<'_>, kind: &str) -> Result<(), DbErr> {
+    if manager.get_database_backend() != sea_orm::DatabaseBackend::MySql {
+        return Ok(());
+    }
+    let db = manager.get_connection();
+    db.execute_unprepared(&format!("ALTER TABLE bkp_schedule MODIFY err {kind} NULL"))
+        .await?;
+    db.execute_unprepared(&format!("ALTER TABLE bkp_log MODIFY line {kind} NOT NULL"))
+        .await?;
+    Ok(())
 }

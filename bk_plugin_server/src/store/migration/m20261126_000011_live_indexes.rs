@@ -4,6 +4,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use super::{create_index, drop_index};
+
 pub(super) struct Migration;
 
 impl MigrationName for Migration {
@@ -27,31 +29,20 @@ impl MigrationTrait for Migration {
             ("idx_bkp_schedule_live_due", BkpSchedule::RunAt),
             ("idx_bkp_schedule_live_lease", BkpSchedule::LeaseOwner),
         ] {
-            manager
-                .create_index(
-                    Index::create()
-                        .name(name)
-                        .table(BkpSchedule::Table)
-                        .col(BkpSchedule::State)
-                        .col(second)
-                        .if_not_exists()
-                        .to_owned(),
-                )
-                .await?;
+            create_index(
+                manager,
+                name,
+                BkpSchedule::Table,
+                [BkpSchedule::State, second],
+            )
+            .await?;
         }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for name in ["idx_bkp_schedule_live_due", "idx_bkp_schedule_live_lease"] {
-            manager
-                .drop_index(
-                    Index::drop()
-                        .name(name)
-                        .table(BkpSchedule::Table)
-                        .to_owned(),
-                )
-                .await?;
+            drop_index(manager, name, BkpSchedule::Table).await?;
         }
         Ok(())
     }

@@ -4,16 +4,9 @@
 
 use sea_orm_migration::prelude::*;
 
-use super::{json_text, unicode_table};
+use super::{CreateTable, json_text, no_indexes, primary_key, required, required_ms};
 
-pub(super) struct Migration;
-
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m20261126_000020_create_apigw_context"
-    }
-}
-
+/// The table and its columns.
 #[derive(DeriveIden)]
 enum BkpApigwContext {
     Table,
@@ -23,41 +16,19 @@ enum BkpApigwContext {
     UpdatedAt,
 }
 
-#[sea_orm_migration::async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let mut table = Table::create()
-            .table(BkpApigwContext::Table)
-            .if_not_exists()
-            .col(
-                ColumnDef::new(BkpApigwContext::Scope)
-                    .string_len(32)
-                    .not_null(),
-            )
-            .col(
-                ColumnDef::new(BkpApigwContext::Name)
-                    .string_len(128)
-                    .not_null(),
-            )
-            .col(json_text(manager, BkpApigwContext::Value))
-            .col(
-                ColumnDef::new(BkpApigwContext::UpdatedAt)
-                    .big_integer()
-                    .not_null(),
-            )
-            .primary_key(
-                Index::create()
-                    .col(BkpApigwContext::Scope)
-                    .col(BkpApigwContext::Name),
-            )
-            .to_owned();
-        unicode_table(manager, &mut table);
-        manager.create_table(table).await
-    }
+/// The migration, named after this file.
+pub(super) const MIGRATION: CreateTable = CreateTable::new(module_path!(), table, no_indexes);
 
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(BkpApigwContext::Table).to_owned())
-            .await
-    }
+fn table(manager: &SchemaManager<'_>) -> TableCreateStatement {
+    Table::create()
+        .table(BkpApigwContext::Table)
+        .col(required(BkpApigwContext::Scope, |c| c.string_len(32)))
+        .col(required(BkpApigwContext::Name, |c| c.string_len(128)))
+        .col(json_text(manager, BkpApigwContext::Value))
+        .col(required_ms(BkpApigwContext::UpdatedAt))
+        .primary_key(&mut primary_key([
+            BkpApigwContext::Scope,
+            BkpApigwContext::Name,
+        ]))
+        .to_owned()
 }

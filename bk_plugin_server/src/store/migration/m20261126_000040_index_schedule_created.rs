@@ -3,6 +3,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use super::{create_index, drop_index};
+
 pub(super) struct Migration;
 
 impl MigrationName for Migration {
@@ -22,26 +24,10 @@ const INDEX: &str = "idx_bkp_schedule_created";
 #[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_index(
-                Index::create()
-                    .name(INDEX)
-                    .table(BkpSchedule::Table)
-                    .col(BkpSchedule::CreatedAt)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await
+        create_index(manager, INDEX, BkpSchedule::Table, [BkpSchedule::CreatedAt]).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_index(
-                Index::drop()
-                    .name(INDEX)
-                    .table(BkpSchedule::Table)
-                    .to_owned(),
-            )
-            .await
+        drop_index(manager, INDEX, BkpSchedule::Table).await
     }
 }
