@@ -63,7 +63,9 @@ pub use tracing;
 
 #[doc = include_str!("../../docs/authoring.md")]
 pub mod guide {}
-pub use plugin_api::{ApiGroup, ApiMethod, ApiRequest, HandlerError, PluginApis};
+pub use plugin_api::{
+    ApiFuture, ApiGroup, ApiHandler, ApiMethod, ApiRequest, HandlerError, PluginApis,
+};
 
 use bk_plugin_core::PluginMeta;
 use std::process::ExitCode;

@@ -226,6 +226,19 @@ impl std::fmt::Debug for PluginApis {
     }
 }
 
+/// A data-API handler: `Fn(ApiRequest) -> impl Future<Output = Result<V, HandlerError>>`, as an
+/// async closure or function is (implemented for every such function; not to be implemented by
+/// hand).
+pub trait ApiHandler<Fut>: Fn(ApiRequest) -> Fut + Send + Sync + 'static {}
+
+impl<F, Fut> ApiHandler<Fut> for F where F: Fn(ApiRequest) -> Fut + Send + Sync + 'static {}
+
+/// What a data-API handler returns: a future of the value to answer (serialized as JSON) or a
+/// [`HandlerError`].
+pub trait ApiFuture<V>: Future<Output = Result<V, HandlerError>> + Send + 'static {}
+
+impl<T, V> ApiFuture<V> for T where T: Future<Output = Result<V, HandlerError>> + Send + 'static {}
+
 fn normalize(path: &str) -> String {
     let trimmed = path.trim_matches('/');
     format!("/{trimmed}")
@@ -238,18 +251,13 @@ impl PluginApis {
     }
 
     /// Adds a handler for `method` on `pattern` in `group`.
-    pub fn route<F, Fut, V>(
+    pub fn route<F: ApiHandler<Fut>, Fut: ApiFuture<V>, V: Serialize>(
         mut self,
         group: ApiGroup,
         method: ApiMethod,
         pattern: &str,
         handler: F,
-    ) -> Self
-    where
-        F: Fn(ApiRequest) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<V, HandlerError>> + Send + 'static,
-        V: Serialize,
-    {
+    ) -> Self {
         let handler: Handler = Arc::new(move |request| {
             let fut = handler(request);
             Box::pin(async move {
@@ -266,24 +274,14 @@ impl PluginApis {
         self
     }
 
-    /// A GET handler under `/bk_plugin/plugin_api/`.
-    pub fn get<F, Fut, V>(self, pattern: &str, handler: F) -> Self
-    where
-        F: Fn(ApiRequest) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<V, HandlerError>> + Send + 'static,
-        V: Serialize,
-    {
-        self.route(ApiGroup::PluginApi, ApiMethod::Get, pattern, handler)
+    /// The GET handler `h` for the pattern `p` under `/bk_plugin/plugin_api/`.
+    pub fn get<F: ApiHandler<Fut>, Fut: ApiFuture<V>, V: Serialize>(self, p: &str, h: F) -> Self {
+        self.route(ApiGroup::PluginApi, ApiMethod::Get, p, h)
     }
 
-    /// A POST handler under `/bk_plugin/plugin_api/`.
-    pub fn post<F, Fut, V>(self, pattern: &str, handler: F) -> Self
-    where
-        F: Fn(ApiRequest) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<V, HandlerError>> + Send + 'static,
-        V: Serialize,
-    {
-        self.route(ApiGroup::PluginApi, ApiMethod::Post, pattern, handler)
+    /// The POST handler `h` for the pattern `p` under `/bk_plugin/plugin_api/`.
+    pub fn post<F: ApiHandler<Fut>, Fut: ApiFuture<V>, V: Serialize>(self, p: &str, h: F) -> Self {
+        self.route(ApiGroup::PluginApi, ApiMethod::Post, p, h)
     }
 
     /// Every registered handler as (group, method, pattern relative to the group prefix, with

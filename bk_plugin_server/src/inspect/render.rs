@@ -64,35 +64,33 @@ pub(super) fn schedule_json(
         .lease_owner
         .as_ref()
         .map(|owner| json!({"owner": owner, "until": rfc3339(row.lease_until, zone)}));
-    json!({
-        "trace_id": row.trace_id,
-        "version": row.plugin_version,
-        "state": row.state.state().as_i32(),
-        "state_name": state_name(row.state),
-        "invoke_count": row.invoke_count,
-        "created_at": rfc3339(Some(row.created_at), zone),
-        "updated_at": rfc3339(Some(row.updated_at), zone),
-        "finished_at": rfc3339(row.finished_at, zone),
-        "next_run_at": rfc3339(row.run_at, zone),
-        "callback_deadline": rfc3339(row.callback_deadline, zone),
-        "err": row.error,
-        "inputs": document(&row.inputs),
-        "context": document(&row.context),
-        "outputs": document(&row.outputs),
-        "storage": document(&row.storage),
-        "finish_callback": {
-            "status": finish_callback_status(row.notify_state),
-            "attempts": row.notify_attempts,
-            "next_attempt_at": rfc3339(row.notify_at.filter(|_| row.notify_state == NotifyState::Pending), zone),
-        },
-        "callbacks": callbacks.iter().map(|c| json!({
-            "callback_id": c.callback_id,
-            "received_at": rfc3339(Some(c.created_at), zone),
-            "consumed": c.consumed,
-            "data": document(&c.data),
-        })).collect::<Vec<_>>(),
-        "lease": lease,
-    })
+    followed_by(
+        &ScheduleSummary::from(row),
+        json!({
+            "updated_at": rfc3339(Some(row.updated_at), zone),
+            "finished_at": rfc3339(row.finished_at, zone),
+            "next_run_at": rfc3339(row.run_at, zone),
+            "callback_deadline": rfc3339(row.callback_deadline, zone),
+            "err": row.error,
+            "inputs": document(&row.inputs),
+            "context": document(&row.context),
+            "outputs": document(&row.outputs),
+            "storage": document(&row.storage),
+            "finish_callback": {
+                "status": finish_callback_status(row.notify_state),
+                "attempts": row.notify_attempts,
+                "next_attempt_at": rfc3339(row.notify_at.filter(|_| row.notify_state == NotifyState::Pending), zone),
+            },
+            "callbacks": callbacks.iter().map(|c| json!({
+                "callback_id": c.callback_id,
+                "received_at": rfc3339(Some(c.created_at), zone),
+                "consumed": c.consumed,
+                "data": document(&c.data),
+            })).collect::<Vec<_>>(),
+            "lease": lease,
+        }),
+        zone,
+    )
 }
 
 pub(super) fn schedule_text(
@@ -146,20 +144,31 @@ pub(super) fn schedule_text(
 }
 
 pub(super) fn summary_json(row: &ScheduleSummary, zone: chrono_tz::Tz) -> Value {
-    json!({
-        "trace_id": row.trace_id,
-        "version": row.plugin_version,
-        "state": row.state.state().as_i32(),
-        "state_name": state_name(row.state),
-        "invoke_count": row.invoke_count,
-        "created_at": rfc3339(Some(row.created_at), zone),
+    let rest = json!({
         "finished_at": rfc3339(row.finished_at, zone),
         "err": row.err,
         "finish_callback": {
             "status": finish_callback_status(row.notify_state),
             "attempts": row.notify_attempts,
         },
-    })
+    });
+    followed_by(row, rest, zone)
+}
+
+/// What both JSON views start with (the trace id, the version, the state, the invoke count
+/// and the creation time), then the keys of the object `rest`, in order.
+fn followed_by(row: &ScheduleSummary, rest: Value, zone: chrono_tz::Tz) -> Value {
+    let mut view = serde_json::Map::new();
+    view.insert("trace_id".into(), json!(row.trace_id));
+    view.insert("version".into(), json!(row.plugin_version));
+    view.insert("state".into(), json!(row.state.state().as_i32()));
+    view.insert("state_name".into(), json!(state_name(row.state)));
+    view.insert("invoke_count".into(), json!(row.invoke_count));
+    view.insert("created_at".into(), rfc3339(Some(row.created_at), zone));
+    if let Value::Object(rest) = rest {
+        view.extend(rest);
+    }
+    Value::Object(view)
 }
 
 /// One line of text, at most `width` characters, newlines flattened.

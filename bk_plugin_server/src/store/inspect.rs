@@ -42,6 +42,22 @@ pub(crate) struct ScheduleSummary {
     pub(crate) finished_at: Option<i64>,
 }
 
+impl From<&schedule::Model> for ScheduleSummary {
+    fn from(row: &schedule::Model) -> Self {
+        Self {
+            trace_id: row.trace_id.clone(),
+            plugin_version: row.plugin_version.clone(),
+            state: row.state,
+            invoke_count: row.invoke_count,
+            err: row.error.clone(),
+            notify_state: row.notify_state,
+            notify_attempts: row.notify_attempts,
+            created_at: row.created_at,
+            finished_at: row.finished_at,
+        }
+    }
+}
+
 impl Store {
     /// Stored invocations matching `filter`, newest first (ties by trace id).
     pub(crate) async fn list_schedules(
