@@ -60,7 +60,28 @@ pub(crate) struct Record<'a> {
     pub extra: &'a Map<String, Value>,
 }
 
-impl Record<'_> {
+/// No extra fields.
+static NO_EXTRA: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+
+impl<'a> Record<'a> {
+    /// A line the runtime writes itself, outside the subscriber, at its caller's file and line,
+    /// now, with no trace id and no extra fields.
+    #[track_caller]
+    fn runtime(levelname: &'a str, func_name: &'a str, logger: &'a str, message: &'a str) -> Self {
+        let at = std::panic::Location::caller();
+        Self {
+            levelname,
+            asctime: asctime(zone_from_env()),
+            pathname: at.file(),
+            lineno: at.line(),
+            func_name,
+            message,
+            trace_id: None,
+            logger,
+            extra: &NO_EXTRA,
+        }
+    }
+
     /// The JSON line, newline included.
     pub(crate) fn to_line(&self) -> String {
         let mut line = Map::new();
@@ -205,18 +226,7 @@ impl Sink {
 
 /// One warning line about the log file itself, to stdout only.
 fn say_once(message: &str) {
-    let extra = Map::new();
-    let record = Record {
-        levelname: "WARNING",
-        asctime: asctime(zone_from_env()),
-        pathname: file!(),
-        lineno: line!(),
-        func_name: "json_log",
-        message,
-        trace_id: None,
-        logger: module_path!(),
-        extra: &extra,
-    };
+    let record = Record::runtime("WARNING", "json_log", module_path!(), message);
     let _ = std::io::stdout()
         .lock()
         .write_all(record.to_line().as_bytes());
@@ -326,18 +336,7 @@ pub(crate) fn print_error(json: bool, message: &str) {
         eprintln!("error: {message}");
         return;
     }
-    let extra = Map::new();
-    let record = Record {
-        levelname: "ERROR",
-        asctime: asctime(zone_from_env()),
-        pathname: file!(),
-        lineno: line!(),
-        func_name: "main",
-        message,
-        trace_id: None,
-        logger: "bk_plugin",
-        extra: &extra,
-    };
+    let record = Record::runtime("ERROR", "main", "bk_plugin", message);
     let line = record.to_line();
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
     if let Some(sink) = Sink::get() {

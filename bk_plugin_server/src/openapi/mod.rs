@@ -99,6 +99,11 @@ pub(crate) fn document(plugin: Described<'_>) -> Value {
     })
 }
 
+/// An object schema with these `properties`, of which `required` are required.
+fn object(properties: Value, required: &[&str]) -> Value {
+    json!({"type": "object", "properties": properties, "required": required})
+}
+
 /// A component reference.
 fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
@@ -177,7 +182,8 @@ fn common_schemas() -> Map<String, Value> {
     put(
         "Meta",
         envelope(
-            json!({"type": "object", "properties": {
+            object(
+                json!({
                 "code": {"type": "string", "description": "The app code."},
                 "description": {"type": "string"},
                 "versions": {"type": "array", "items": {"type": "string"},
@@ -190,15 +196,25 @@ fn common_schemas() -> Map<String, Value> {
                     "properties": {"type": {"type": "string"},
                                    "value": {"type": "array", "items": {"type": "string"}}},
                 }},
-            }, "required": ["code", "description", "versions", "language",
-                            "framework_version", "runtime_version", "allow_scope"]}),
+                }),
+                &[
+                    "code",
+                    "description",
+                    "versions",
+                    "language",
+                    "framework_version",
+                    "runtime_version",
+                    "allow_scope",
+                ],
+            ),
             false,
         ),
     );
     put(
         "Detail",
         envelope(
-            json!({"type": "object", "properties": {
+            object(
+                json!({
                 "desc": {"type": "string"},
                 "version": {"type": "string"},
                 "enable_plugin_callback": {"type": "boolean"},
@@ -209,15 +225,25 @@ fn common_schemas() -> Map<String, Value> {
                     "renderform": {"type": ["string", "null"],
                                    "description": "The text of forms/<version>/form.js."},
                 }},
-            }, "required": ["desc", "version", "enable_plugin_callback", "inputs",
-                            "context_inputs", "outputs", "forms"]}),
+                }),
+                &[
+                    "desc",
+                    "version",
+                    "enable_plugin_callback",
+                    "inputs",
+                    "context_inputs",
+                    "outputs",
+                    "forms",
+                ],
+            ),
             false,
         ),
     );
     put(
         "Schedule",
         envelope(
-            json!({"type": "object", "properties": {
+            object(
+                json!({
                 "trace_id": schema_ref("TraceId"),
                 "plugin_version": {"type": "string"},
                 "version": {"type": "string", "description": "Alias of plugin_version."},
@@ -228,17 +254,29 @@ fn common_schemas() -> Map<String, Value> {
                 "created_at": {"type": "string", "description": "YYYY-mm-dd HH:MM:SS, TIME_ZONE."},
                 "create_at": {"type": "string", "description": "Alias of created_at."},
                 "finish_at": {"type": "string", "description": "\"\" until SUCCESS or FAIL."},
-            }, "required": ["trace_id", "plugin_version", "state", "outputs", "err",
-                            "created_at", "finish_at"]}),
+                }),
+                &[
+                    "trace_id",
+                    "plugin_version",
+                    "state",
+                    "outputs",
+                    "err",
+                    "created_at",
+                    "finish_at",
+                ],
+            ),
             true,
         ),
     );
     put(
         "Logs",
         envelope(
-            json!({"type": "object", "properties": {
+            object(
+                json!({
                 "log": {"type": "string", "description": "Every line logged for the trace, oldest first."},
-            }, "required": ["log"]}),
+                }),
+                &["log"],
+            ),
             false,
         ),
     );

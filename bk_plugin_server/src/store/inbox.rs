@@ -2,14 +2,13 @@
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    SqlErr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, SqlErr,
 };
 
 use bk_plugin_core::State;
 
 use super::entity::{JsonText, StoredState, callback, schedule};
-use super::{Store, StoreError, now_ms, retry_transient};
+use super::{Store, StoreError, callbacks_in_order, now_ms, retry_transient};
 
 /// What became of a delivered callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,10 +130,8 @@ impl Store {
         &self,
         trace_id: &str,
     ) -> Result<Option<callback::Model>, StoreError> {
-        Ok(callback::Entity::find()
-            .filter(callback::Column::TraceId.eq(trace_id))
+        Ok(callbacks_in_order(trace_id)
             .filter(callback::Column::Consumed.eq(false))
-            .order_by_asc(callback::Column::CreatedAt)
             .one(&self.db)
             .await?)
     }

@@ -98,9 +98,7 @@ impl Store {
         &self,
         trace_id: &str,
     ) -> Result<Vec<callback::Model>, StoreError> {
-        Ok(callback::Entity::find()
-            .filter(callback::Column::TraceId.eq(trace_id))
-            .order_by_asc(callback::Column::CreatedAt)
+        Ok(super::callbacks_in_order(trace_id)
             .order_by_asc(callback::Column::CallbackId)
             .all(&self.db)
             .await?)

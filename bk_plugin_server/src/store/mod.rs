@@ -151,6 +151,15 @@ where
         .await
 }
 
+/// The callbacks delivered to `trace_id`, oldest first.
+fn callbacks_in_order(trace_id: &str) -> sea_orm::Select<entity::callback::Entity> {
+    use entity::callback;
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    callback::Entity::find()
+        .filter(callback::Column::TraceId.eq(trace_id))
+        .order_by_asc(callback::Column::CreatedAt)
+}
+
 /// Runs `attempt` again (up to 5 times, 5 ms doubling) while it fails with a transient conflict.
 pub(crate) async fn retry_transient<T, F, Fut>(mut attempt: F) -> Result<T, DbErr>
 where

@@ -238,12 +238,7 @@ impl Store {
         left: StoredState,
         transition: Transition,
     ) -> Result<bool, StoreError> {
-        let step = FinishedStep {
-            trace_id: trace_id.to_string(),
-            owner: owner.to_string(),
-            left,
-            transition,
-        };
+        let step = transition.of_lease(trace_id, owner, left);
         Ok(self
             .finish_steps(vec![step])
             .await?

@@ -145,6 +145,16 @@ impl Transition {
         }
     }
 
+    /// This transition of the row `trace_id`, leased by `owner` in the state `left`.
+    pub(crate) fn of_lease(self, trace_id: &str, owner: &str, left: StoredState) -> FinishedStep {
+        FinishedStep {
+            trace_id: trace_id.to_string(),
+            owner: owner.to_string(),
+            left,
+            transition: self,
+        }
+    }
+
     /// The same transition, marking the callback the step consumed.
     pub(crate) fn consuming(mut self, callback_id: Option<String>) -> Self {
         self.consumed_callback = callback_id;
@@ -175,17 +185,15 @@ impl Transition {
     }
 }
 
-/// One step to record with [`Store::finish_steps`].
+/// One step to record with [`Store::finish_steps`]: a [`Transition`] of the row `trace_id` that
+/// the worker `owner` leased in the state `left` ([`Transition::of_lease`]).
 #[derive(Debug, Clone)]
+#[must_use = "a finished step changes nothing until it is recorded"]
 pub(crate) struct FinishedStep {
-    /// The invocation.
-    pub(crate) trace_id: String,
-    /// The worker that leased it.
-    pub(crate) owner: String,
-    /// The state the step ran from.
-    pub(crate) left: StoredState,
-    /// How it ends.
-    pub(crate) transition: Transition,
+    pub(super) trace_id: String,
+    pub(super) owner: String,
+    pub(super) left: StoredState,
+    pub(super) transition: Transition,
 }
 
 pub(super) fn waiting_model(row: NewWaiting, now: i64) -> schedule::ActiveModel {

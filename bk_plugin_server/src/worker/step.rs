@@ -9,9 +9,7 @@ use bk_plugin_core::executor::{FailureKind, Next, StepInput, StepOutcome};
 use crate::app::AppState;
 use crate::metrics::StepTimer;
 use crate::store::entity::schedule;
-use crate::store::{
-    FinishedStep, StoreError, StoredState, Transition, now_ms, wants_finish_callback,
-};
+use crate::store::{StoreError, StoredState, Transition, now_ms, wants_finish_callback};
 
 use super::lease_keeper::LeaseKeeper;
 
@@ -234,12 +232,7 @@ async fn record(
     let mut transition = transition;
     let mut refused_once = false;
     loop {
-        let step = FinishedStep {
-            trace_id: row.trace_id.clone(),
-            owner: owner.to_string(),
-            left,
-            transition: transition.clone(),
-        };
+        let step = transition.clone().of_lease(&row.trace_id, owner, left);
         match state.invocations().record_step(step).await {
             Ok(true) => {
                 tracing::info!(trace_id = %row.trace_id, state = %transition.state(), "step recorded");
