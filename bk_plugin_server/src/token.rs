@@ -148,12 +148,19 @@ mod tests {
     const TRACE: &str = "0123456789abcdef0123456789abcdef";
     const CALLBACK: &str = "fedcba9876543210fedcba9876543210";
 
-    #[test]
-    fn a_signed_token_verifies_to_its_ids_and_is_url_safe() {
+    /// A signer with the secret `secret` and its token for TRACE and CALLBACK, valid until
+    /// 2_000_000_000.
+    fn signed() -> (TokenSigner, String) {
         let signer = TokenSigner::new(b"secret");
         let token = signer
             .sign(TRACE, CALLBACK, 2_000_000_000)
             .unwrap_or_default();
+        (signer, token)
+    }
+
+    #[test]
+    fn a_signed_token_verifies_to_its_ids_and_is_url_safe() {
+        let (signer, token) = signed();
         assert_eq!(token.len(), 71);
         assert!(
             token
@@ -173,10 +180,7 @@ mod tests {
 
     #[test]
     fn forged_tampered_expired_and_garbage_tokens_are_refused() {
-        let signer = TokenSigner::new(b"secret");
-        let token = signer
-            .sign(TRACE, CALLBACK, 2_000_000_000)
-            .unwrap_or_default();
+        let (signer, token) = signed();
         let other = TokenSigner::new(b"another secret");
         assert_eq!(other.verify(&token, 0), Err(TokenError::BadSignature));
         let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap_or_default();

@@ -347,6 +347,15 @@ mod tests {
     const T0: u64 = 1_800_000_000;
 
     /// A verifier for gateway "gw" whose clock reads the returned cell.
+    /// A verifier of the gateway's key that has verified (and cached) one token valid for ten
+    /// minutes, and that token.
+    fn verified_once() -> (GatewayVerifier, String) {
+        let (verifier, _) = verifier(GATEWAY_PUB);
+        let token = sign(&claims(T0 + 600));
+        assert!(verifier.verify(&token).is_ok());
+        (verifier, token)
+    }
+
     fn verifier(public: &str) -> (GatewayVerifier, Arc<AtomicU64>) {
         let now = Arc::new(AtomicU64::new(T0));
         let clock = now.clone();
@@ -451,9 +460,7 @@ mod tests {
 
     #[test]
     fn a_cached_token_is_refused_after_the_key_changes_and_accepted_again_after_rotating_back() {
-        let (verifier, _) = verifier(GATEWAY_PUB);
-        let token = sign(&claims(T0 + 600));
-        assert!(verifier.verify(&token).is_ok());
+        let (verifier, token) = verified_once();
         assert_eq!(verifier.cached_tokens(), 1);
         assert_eq!(verifier.replace_key(OTHER_PUB), Ok(true));
         assert_eq!(
@@ -474,9 +481,7 @@ mod tests {
 
     #[test]
     fn the_same_key_again_keeps_the_cache_and_a_bad_key_changes_nothing() {
-        let (verifier, _) = verifier(GATEWAY_PUB);
-        let token = sign(&claims(T0 + 600));
-        assert!(verifier.verify(&token).is_ok());
+        let (verifier, token) = verified_once();
         let rewrapped = GATEWAY_PUB.replace('\n', "\r\n");
         assert_eq!(verifier.replace_key(&rewrapped), Ok(false));
         assert_eq!(verifier.cached_tokens(), 1);

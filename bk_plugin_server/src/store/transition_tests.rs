@@ -65,6 +65,24 @@ fn to(state: State, deadline: Option<i64>) -> Transition {
     }
 }
 
+/// Delivers callback `callback` with `data` to invocation `i`.
+async fn call_back(
+    store: &Store,
+    i: usize,
+    callback: usize,
+    data: JsonText,
+) -> Option<CallbackAcceptance> {
+    store
+        .accept_callback(&trace(i), &trace(callback), data)
+        .await
+        .ok()
+}
+
+/// Invocation `i` as stored.
+async fn stored(store: &Store, i: usize) -> Option<super::entity::schedule::Model> {
+    store.get(&trace(i)).await.ok().flatten()
+}
+
 const LEASE: Duration = Duration::from_secs(30);
 
 async fn a_callback_during_a_running_poll_step_is_kept_and_runs_right_after(db: &TestDb) {
@@ -76,10 +94,7 @@ async fn a_callback_during_a_running_poll_step_is_kept_and_runs_right_after(db: 
     let claimed = store.claim_due("a", LEASE, 10).await.unwrap_or_default();
     assert_eq!(claimed.len(), 1);
     // The step is running (leased, POLL) when the callback arrives: it is kept, not refused.
-    let accepted = store
-        .accept_callback(&trace(1), &trace(99), text("{\"ok\": 1}"))
-        .await
-        .ok();
+    let accepted = call_back(&store, 1, 99, text("{\"ok\": 1}")).await;
     assert_eq!(
         accepted,
         Some(CallbackAcceptance::Accepted { runnable: false })
@@ -95,12 +110,7 @@ async fn a_callback_during_a_running_poll_step_is_kept_and_runs_right_after(db: 
         )
         .await;
     assert_eq!(recorded.ok(), Some(true));
-    let row = store
-        .get(&trace(1))
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("row"));
+    let row = stored(&store, 1).await.unwrap_or_else(|| panic!("row"));
     assert!(
         row.run_at.unwrap_or(i64::MAX) <= now_ms(),
         "runnable at once"
@@ -168,12 +178,7 @@ async fn a_stale_worker_cannot_overwrite_the_progress_of_the_worker_that_took_ov
         Some(false),
         "the stale worker's write is refused"
     );
-    let row = store
-        .get(&trace(2))
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("row"));
+    let row = stored(&store, 2).await.unwrap_or_else(|| panic!("row"));
     assert_eq!(row.state, StoredState::Success);
     assert!(row.finished_at.is_some() && row.lease_owner.is_none());
 }
@@ -185,22 +190,13 @@ async fn a_duplicate_callback_is_recognised_and_a_finished_invocation_takes_none
         .insert_waiting(row)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let first = store
-        .accept_callback(&trace(3), &trace(7), text("{}"))
-        .await
-        .ok();
+    let first = call_back(&store, 3, 7, text("{}")).await;
     assert_eq!(first, Some(CallbackAcceptance::Accepted { runnable: true }));
-    let second = store
-        .accept_callback(&trace(3), &trace(7), text("{}"))
-        .await
-        .ok();
+    let second = call_back(&store, 3, 7, text("{}")).await;
     assert_eq!(second, Some(CallbackAcceptance::Duplicate));
     // A callback that beats the invoke's answer (the row is not stored yet) is kept, and the
     // waiting row is due at once when it is stored.
-    let early = store
-        .accept_callback(&trace(404), &trace(7), text("{\"early\": 1}"))
-        .await
-        .ok();
+    let early = call_back(&store, 404, 7, text("{\"early\": 1}")).await;
     assert_eq!(
         early,
         Some(CallbackAcceptance::Accepted { runnable: false })
@@ -210,12 +206,7 @@ async fn a_duplicate_callback_is_recognised_and_a_finished_invocation_takes_none
         .insert_waiting_many(vec![row])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let due = store
-        .get(&trace(404))
-        .await
-        .ok()
-        .flatten()
-        .and_then(|r| r.run_at);
+    let due = stored(&store, 404).await.and_then(|r| r.run_at);
     assert!(
         due.unwrap_or(i64::MAX) <= now_ms(),
         "the early callback made it due"
@@ -235,10 +226,7 @@ async fn a_duplicate_callback_is_recognised_and_a_finished_invocation_takes_none
         .finish_step(&trace(3), "w", StoredState::Callback, done)
         .await;
     assert_eq!(recorded.ok(), Some(true));
-    let late = store
-        .accept_callback(&trace(3), &trace(8), text("{}"))
-        .await
-        .ok();
+    let late = call_back(&store, 3, 8, text("{}")).await;
     assert_eq!(late, Some(CallbackAcceptance::NotWaiting(State::Success)));
     assert!(
         store
@@ -279,12 +267,7 @@ async fn cleanup_deletes_old_finished_rows_but_keeps_pending_notifications(db: &
         .await
         .unwrap_or(0);
     assert_eq!(deleted, 1, "the row with a pending finish callback stays");
-    let kept = store
-        .get(&trace(13))
-        .await
-        .ok()
-        .flatten()
-        .map(|r| r.notify_state);
+    let kept = stored(&store, 13).await.map(|r| r.notify_state);
     assert_eq!(kept, Some(NotifyState::Pending));
     assert_eq!(
         store
