@@ -97,12 +97,7 @@ pub(crate) async fn rust_scenarios(options: &Options, backend: Backend, table: &
         db.drop_database().await;
     }
     if has('d') {
-        let db = TestDb::new(backend).await.unwrap_or_else(|| panic!("db"));
-        let plugin = Plugin::start(&db).await;
-        let conn = Database::connect(&db.url)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let client = reqwest::Client::new();
+        let (db, plugin, conn, client) = served(backend).await;
         let total = 1000;
         for i in 0..total {
             let body = json!({"inputs": {"interval": 1}, "context": {}});
@@ -146,12 +141,7 @@ pub(crate) async fn rust_scenarios(options: &Options, backend: Backend, table: &
         db.drop_database().await;
     }
     if has('e') {
-        let db = TestDb::new(backend).await.unwrap_or_else(|| panic!("db"));
-        let plugin = Plugin::start(&db).await;
-        let conn = Database::connect(&db.url)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let client = reqwest::Client::new();
+        let (db, plugin, conn, client) = served(backend).await;
         let mut latencies = Vec::new();
         for _ in 0..300 {
             let answer: Value = match client
@@ -269,4 +259,15 @@ pub(crate) async fn prefill_finished(db: &TestDb, rows: u64) {
         "  prefilled {rows} finished rows in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// A fresh database on `backend`, the fixture serving it, a connection to it and an HTTP
+/// client.
+async fn served(backend: Backend) -> (TestDb, Plugin, DatabaseConnection, reqwest::Client) {
+    let db = TestDb::new(backend).await.unwrap_or_else(|| panic!("db"));
+    let plugin = Plugin::start(&db).await;
+    let conn = Database::connect(&db.url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (db, plugin, conn, reqwest::Client::new())
 }
