@@ -131,7 +131,12 @@ impl<T: Clone + Send + 'static, R: Send + 'static> Batcher<T, R> {
                             }
                             None => {
                                 for (item, reply) in items.into_iter().zip(replies) {
-                                    if !answer(vec![reply], write(vec![item.clone()]).await) {
+                                    // A submitter that left while the batch failed is not
+                                    // written again: its item is undone at once (the failed
+                                    // batch may still have committed it).
+                                    if reply.is_closed()
+                                        || !answer(vec![reply], write(vec![item.clone()]).await)
+                                    {
                                         unanswered.push(item);
                                     }
                                 }
