@@ -89,7 +89,7 @@ impl AuthPolicy {
                 .to_string()
         };
         let (sent_type, sent_value) = (header(SCOPE_TYPE_HEADER), header(SCOPE_VALUE_HEADER));
-        if sent_type == rule.scope_type && rule.values.iter().any(|v| *v == sent_value) {
+        if sent_type == rule.scope_type && rule.values.contains(&sent_value) {
             return Ok(());
         }
         Err(ApiError::OutOfScope {

@@ -7,6 +7,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::entity::NotifyState;
 use super::entity::schedule;
+use super::transition::without_lease;
 use super::{Store, StoreError, now_ms};
 use crate::time::duration_ms;
 
@@ -54,14 +55,11 @@ impl Store {
         outcome: NotifyState,
         retry_at: Option<i64>,
     ) -> Result<(), StoreError> {
-        schedule::Entity::update_many()
+        // The notifier's lease is `lease_owner` with `notify_at` pushed past it.
+        without_lease(schedule::Entity::update_many())
             .col_expr(schedule::Column::NotifyState, Expr::value(outcome))
             .col_expr(schedule::Column::NotifyAttempts, Expr::value(attempts))
             .col_expr(schedule::Column::NotifyAt, Expr::value(retry_at))
-            .col_expr(
-                schedule::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
             .filter(schedule::Column::TraceId.eq(trace_id))
             .filter(schedule::Column::NotifyState.eq(NotifyState::Pending))
             .exec(&self.db)

@@ -21,7 +21,8 @@ pub(super) async fn cleanup_loop(state: Arc<AppState>, mut stopped: watch::Recei
             _ = stopped.changed() => return,
         }
         wait = EVERY;
-        let keep = i64::from(state.config().schedule_persistent_days) * 24 * 3600 * 1000;
+        let days = u64::from(state.config().schedule_persistent_days);
+        let keep = crate::time::duration_ms(Duration::from_secs(days * 24 * 3600));
         let before = now_ms() - keep;
         let mut total = 0u64;
         loop {

@@ -75,7 +75,7 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
     // Only the versions this binary has: during a rolling deploy, rows of other versions are
     // left for workers that have them (see versions.rs for the grace period).
     let known = known_versions(&state);
-    let memory = Memory::new(&state.config());
+    let memory = Memory::new(state.config());
     while !*stopped.borrow() {
         // Claim no more rows than fit in the memory budget even if each were as large as
         // the limits allow; once claimed, each row holds only its actual size.

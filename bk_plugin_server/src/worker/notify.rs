@@ -148,8 +148,7 @@ fn next_attempt(state: &AppState, row: &schedule::Model, attempts: i32, now: i64
         return None;
     }
     let backoff = (1i64 << attempts.clamp(1, 16)).min(MAX_BACKOFF_SECONDS) * 1000;
-    let window =
-        i64::try_from(state.config().finish_callback_retry.as_millis()).unwrap_or(i64::MAX);
+    let window = crate::time::duration_ms(state.config().finish_callback_retry);
     let last = row.finished_at.unwrap_or(now).saturating_add(window);
     let at = now + backoff;
     (at <= last).then_some(at)

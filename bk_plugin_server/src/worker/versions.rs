@@ -24,7 +24,7 @@ pub(super) async fn unknown_versions_loop(
             _ = tokio::time::sleep(every) => {}
             _ = stopped.changed() => return,
         }
-        let due_before = now_ms() - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX / 4);
+        let due_before = now_ms() - crate::time::duration_ms(grace);
         let err = |version: &str| {
             format!(
                 "plugin version {version} is not registered in this binary: no worker that has it took the invocation within {} seconds (BK_PLUGIN_UNKNOWN_VERSION_GRACE_SECONDS); it was removed or renamed while invocations of it were waiting",
