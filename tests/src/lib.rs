@@ -82,6 +82,31 @@ fn with_database(url: &str, name: &str) -> String {
     out
 }
 
+/// A file of test keys (`tests/fixtures/jwt/`).
+pub fn jwt_fixture(name: &str) -> String {
+    format!("{}/fixtures/jwt/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A JWT as the API gateway `kid` sends it, signed (RS512) with the test key `key_file`: app
+/// `bk_sops` and user `admin`, both verified, valid from ten seconds ago for ten minutes.
+pub fn gateway_jwt(key_file: &str, kid: &str) -> String {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let claims = serde_json::json!({
+        "app": {"app_code": "bk_sops", "verified": true},
+        "user": {"username": "admin", "verified": true},
+        "iss": "APIGW", "exp": now + 600, "nbf": now - 10,
+    });
+    let mut header = Header::new(Algorithm::RS512);
+    header.kid = Some(kid.to_string());
+    let pem = std::fs::read(jwt_fixture(key_file)).unwrap_or_else(|e| panic!("{key_file}: {e}"));
+    let key = EncodingKey::from_rsa_pem(&pem).unwrap_or_else(|e| panic!("{e}"));
+    encode(&header, &claims, &key).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Reports that a test did not run, and why, where the person running the tests sees it: the
 /// line goes straight to the process's stdout, past the test harness's capture, so a skipped
 /// database test never looks like a silent pass (`cargo test` shows `skipped: ...` beside the

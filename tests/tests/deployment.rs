@@ -6,11 +6,10 @@
 
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bkp_blackbox_tests::fake_http::{FakeServer, Recorded, Responder};
 use bkp_blackbox_tests::{Backend, Launch, Plugin, TempDir, TestDb, migrate, on_every_backend};
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 
@@ -18,7 +17,7 @@ const GATEWAY: &str = "bp-fixtures";
 const PREFIX: &str = "/api/bk-apigateway/prod/api/v1/apis/bp-fixtures/";
 
 fn jwt_file(name: &str) -> String {
-    format!("{}/fixtures/jwt/{name}", env!("CARGO_MANIFEST_DIR"))
+    bkp_blackbox_tests::jwt_fixture(name)
 }
 
 fn read_jwt_file(name: &str) -> String {
@@ -27,20 +26,7 @@ fn read_jwt_file(name: &str) -> String {
 
 /// A gateway JWT for `GATEWAY` signed with the private key in `key_file`.
 fn jwt(key_file: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let claims = json!({
-        "app": {"app_code": "bk_sops", "verified": true},
-        "user": {"username": "admin", "verified": true},
-        "iss": "APIGW", "exp": now + 600, "nbf": now - 10,
-    });
-    let mut header = Header::new(Algorithm::RS512);
-    header.kid = Some(GATEWAY.to_string());
-    let key = EncodingKey::from_rsa_pem(read_jwt_file(key_file).as_bytes())
-        .unwrap_or_else(|e| panic!("{e}"));
-    encode(&header, &claims, &key).unwrap_or_else(|e| panic!("{e}"))
+    bkp_blackbox_tests::gateway_jwt(key_file, GATEWAY)
 }
 
 /// A fake gateway manager: `GET public_key/` answers the current `key`; a POST whose path ends

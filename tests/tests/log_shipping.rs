@@ -5,10 +5,8 @@
 #![allow(missing_docs)]
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bkp_blackbox_tests::{Backend, Launch, Plugin, TempDir, TestDb, migrate};
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
 /// The keys blueapps' JSON formatter writes, plus the runtime's `trace_id`.
@@ -24,25 +22,8 @@ const PYTHON_KEYS: [&str; 9] = [
     "trace_id",
 ];
 
-fn key_path(name: &str) -> String {
-    format!("{}/fixtures/jwt/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
 fn gateway_jwt() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let claims = json!({
-        "app": {"app_code": "bk_sops", "verified": true},
-        "user": {"username": "admin", "verified": true},
-        "iss": "APIGW", "exp": now + 600, "nbf": now - 10,
-    });
-    let mut header = Header::new(Algorithm::RS512);
-    header.kid = Some("bkp-fixtures".into());
-    let pem = std::fs::read(key_path("gateway.key")).unwrap_or_else(|e| panic!("{e}"));
-    let key = EncodingKey::from_rsa_pem(&pem).unwrap_or_else(|e| panic!("{e}"));
-    encode(&header, &claims, &key).unwrap_or_else(|e| panic!("{e}"))
+    bkp_blackbox_tests::gateway_jwt("gateway.key", "bkp-fixtures")
 }
 
 async fn prod_plugin(db: &TestDb, log_dir: &Path) -> Plugin {
@@ -51,7 +32,10 @@ async fn prod_plugin(db: &TestDb, log_dir: &Path) -> Plugin {
         .env("BKPAAS_ENVIRONMENT", "prod")
         .env("BKPAAS_APP_SECRET", "a-long-random-app-secret")
         .env("BKPAAS_PROCESS_TYPE", "web")
-        .env("APIGW_PUBLIC_KEY_FILE", &key_path("gateway.pub"))
+        .env(
+            "APIGW_PUBLIC_KEY_FILE",
+            &bkp_blackbox_tests::jwt_fixture("gateway.pub"),
+        )
         .env("BK_PLUGIN_LOG_DIR", &log_dir.display().to_string());
     Plugin::launch(db, launch).await
 }
@@ -254,7 +238,10 @@ async fn production_start_up_failures_and_command_line_errors_are_json_lines() {
                 ("DATABASE_URL", &db.url),
                 ("BKPAAS_ENVIRONMENT", "prod"),
                 ("TIME_ZONE", zone),
-                ("APIGW_PUBLIC_KEY_FILE", &key_path("gateway.pub")),
+                (
+                    "APIGW_PUBLIC_KEY_FILE",
+                    &bkp_blackbox_tests::jwt_fixture("gateway.pub"),
+                ),
             ],
         );
         assert!(!ok, "{args:?}");
