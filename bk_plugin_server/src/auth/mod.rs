@@ -7,10 +7,12 @@
 //! comes and verifies is still used. The routes ask the [`AuthPolicy`], registered as its own
 //! application data, and nothing else of the process's state.
 
+mod caller;
 mod gateway;
 mod jwt_cache;
 
-pub(crate) use gateway::{AuthError, Caller, GatewayVerifier};
+pub(crate) use caller::{AuthError, Caller};
+pub(crate) use gateway::GatewayVerifier;
 
 use std::collections::BTreeMap;
 use std::future::{Ready, ready};
