@@ -147,7 +147,7 @@ where
         Command::Detail { version } => {
             let found = registry
                 .get(&version)
-                .with_context(|| crate::error::version_not_found(&version))?;
+                .with_context(|| crate::error::no_such_version(&version))?;
             println!("{}", serde_json::to_string_pretty(found.detail())?);
             Ok(())
         }

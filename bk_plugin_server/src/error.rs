@@ -186,9 +186,14 @@ pub(crate) enum ApiError {
     StateMissing,
 }
 
-/// The one wording of an unknown version, for HTTP answers and the command line alike.
+/// How an HTTP answer names an unknown version.
 pub(crate) fn version_not_found(version: &str) -> String {
     format!("plugin version {version} not found")
+}
+
+/// How the command line (`detail`, `invoke`) names an unknown version.
+pub(crate) fn no_such_version(version: &str) -> String {
+    format!("no plugin version {version}")
 }
 
 impl ApiError {

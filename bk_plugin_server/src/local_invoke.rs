@@ -10,7 +10,7 @@ use bk_plugin_core::executor::StepInput;
 use serde_json::{Value, json};
 
 use crate::app::{AppState, Parked};
-use crate::error::{new_trace_id, version_not_found};
+use crate::error::{new_trace_id, no_such_version};
 
 /// Runs the first step of `version_name`, then (when it waits) re-runs it here until it
 /// finishes or `timeout` passes, printing the result.
@@ -24,7 +24,7 @@ pub(crate) async fn invoke_and_follow(
     let version = state
         .registry()
         .get(version_name)
-        .with_context(|| version_not_found(version_name))?;
+        .with_context(|| no_such_version(version_name))?;
     let inputs: Value = serde_json::from_str(inputs).context("--inputs is not valid JSON")?;
     let context: Value = serde_json::from_str(context).context("--context is not valid JSON")?;
     let trace_id = new_trace_id();
