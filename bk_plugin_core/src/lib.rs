@@ -24,19 +24,27 @@ pub mod version;
 
 pub use bk_plugin_macros::{bk_plugin, context_inputs, inputs, outputs};
 pub use callback::{CallbackIssuer, CallbackPreparation, IssueCallbackError};
-pub use context::{CallbackDelivery, Context};
+pub use context::{CallbackDelivery, Context, Run};
 pub use meta::{PluginMeta, ScopeRule};
 pub use model::{Empty, Model, ModelShape, PluginCallbackInfo, ValidationError};
-pub use plugin::{Plugin, PluginError, PluginModels};
+#[doc(hidden)]
+pub use plugin::BuildPlugin;
+pub use plugin::{Next, Plugin, PluginError, PluginModels, Step};
 pub use registry::{PluginVersion, Registry, RegistryError};
 pub use state::State;
 
-/// What a plugin module usually needs, in one import.
+/// What a plugin module needs, in one import: the macros and types of a declaration, JSON
+/// (`json!`, `Value`, `Map`), `Duration` for waiting, `tracing` for logging (every line is
+/// tagged with the trace id) and the test [`Harness`](crate::testing::Harness).
 pub mod prelude {
+    pub use crate::testing::{Harness, HarnessError};
     pub use crate::{
-        Context, Empty, Plugin, PluginCallbackInfo, PluginError, State, bk_plugin, context_inputs,
-        inputs, outputs,
+        Context, Empty, Next, Plugin, PluginCallbackInfo, PluginError, Run, State, Step, bk_plugin,
+        context_inputs, inputs, outputs,
     };
+    pub use serde_json::{self, Map, Value, json};
+    pub use std::time::Duration;
+    pub use tracing;
 }
 
 /// Re-exports used by the code our macros generate. Not part of the public API.

@@ -353,8 +353,8 @@ mod tests {
     }
 
     impl Plugin for Formed {
-        async fn execute(&self, _: FormInputs, _: &mut Context<Self>) -> Result<(), PluginError> {
-            Ok(())
+        async fn execute(&self, _: Self::Inputs, _: &mut Context<Self>) -> Step<Self> {
+            Ok(Next::Done(Empty {}))
         }
 
         fn inputs_form() -> Map<String, Value> {

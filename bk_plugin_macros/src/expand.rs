@@ -102,8 +102,13 @@ fn expand_plugin(decl: &PluginDecl) -> TokenStream {
                 ::core::result::Result::Err(error) => ::core::result::Result::Err(::std::string::ToString::to_string(&error)),
             }
         ),
+        // A unit struct is its own value; any other struct is built with `Default` (a missing
+        // impl is reported on the author's type name).
+        None if matches!(item.fields, syn::Fields::Unit) => quote_spanned!(ident.span()=>
+            ::core::result::Result::Ok(__bkp::erase::<#ident>(#ident))
+        ),
         None => quote_spanned!(ident.span()=>
-            ::core::result::Result::Ok(__bkp::erase::<#ident>(<#ident as ::core::default::Default>::default()))
+            ::core::result::Result::Ok(__bkp::erase::<#ident>(<#ident as #root::BuildPlugin>::build()))
         ),
     };
     let form = form_tokens(&version.value());
