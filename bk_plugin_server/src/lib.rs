@@ -21,6 +21,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod deploy;
+pub mod drivers;
 pub mod error;
 pub mod http_client;
 pub mod inspect;
@@ -37,11 +38,15 @@ pub mod worker;
 
 pub use bk_plugin_core::*;
 
-/// Re-exported so that a plugin project needs no dependency but this crate: `serde_json` for
-/// JSON values and `json!`, `tracing` for logging (every line is tagged with the trace id).
+/// Re-exported so that a plugin project needs no dependency but this crate (the prelude brings
+/// both too): `serde_json` for JSON values and `json!`, `tracing` for logging (every line is
+/// tagged with the trace id).
 pub use serde_json;
 pub use tracing;
 
+// The author guide. Its code blocks are not doc-tests of this crate (which would see this
+// crate's own dependencies): `tests/author_guide.rs` builds them in a crate of their own.
+#[cfg(not(doctest))]
 #[doc = include_str!("../../docs/authoring.md")]
 pub mod guide {}
 pub use plugin_api::{ApiGroup, ApiMethod, ApiRequest, HandlerError, PluginApis};

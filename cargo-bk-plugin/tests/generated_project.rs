@@ -171,7 +171,19 @@ fn a_generated_project_builds_passes_its_tests_and_its_deployment_files_agree() 
         core = workspace_root().join("bk_plugin_core"),
         macros = workspace_root().join("bk_plugin_macros"),
     );
-    std::fs::write(dir.join("Cargo.toml"), cargo_toml.clone() + &patch)
+    // The workspace builds the framework with all three database drivers (its tests use them);
+    // asking for the same features here reuses that build instead of compiling the SQL stack
+    // again for the defaults. Which drivers are in does not change the project's code.
+    let framework = format!("bk_plugin_server = \"{}\"", env!("CARGO_PKG_VERSION"));
+    let with_workspace_features = cargo_toml.replace(
+        &framework,
+        &format!(
+            "bk_plugin_server = {{ version = \"{}\", features = [\"postgres\"] }}",
+            env!("CARGO_PKG_VERSION")
+        ),
+    );
+    assert_ne!(with_workspace_features, cargo_toml, "{cargo_toml}");
+    std::fs::write(dir.join("Cargo.toml"), with_workspace_features + &patch)
         .unwrap_or_else(|e| panic!("{e}"));
     // The workspace's lock file pins the same dependency versions, so nothing is downloaded
     // and the dependencies already built for the workspace are reused.
