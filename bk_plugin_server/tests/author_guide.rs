@@ -82,10 +82,17 @@ fn every_rust_block_of_the_author_guide_compiles_with_only_the_documented_depend
         .find(|(info, body)| info == "toml" && body.contains("[dependencies]"))
         .map(|(_, body)| body.clone())
         .unwrap_or_else(|| panic!("the guide documents no Cargo.toml [dependencies]"));
+    // As rustdoc would: a block's `fn main` runs, unless the block is `no_run`.
     let rust: Vec<String> = blocks
         .iter()
         .filter(|(info, _)| info.starts_with("rust") && !info.contains("ignore"))
-        .map(|(_, body)| unhide(body))
+        .map(|(info, body)| {
+            let mut code = unhide(body);
+            if !info.contains("no_run") && code.contains("fn main()") {
+                code.push_str("\n#[test]\nfn the_blocks_main_runs() {\n    main()\n}\n");
+            }
+            code
+        })
         .collect();
     assert!(rust.len() >= 8, "only {} Rust blocks found", rust.len());
 
