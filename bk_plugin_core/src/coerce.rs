@@ -236,7 +236,7 @@ impl<'a> Walker<'a> {
             Some("integer") => self.coerce_integer(value, schema),
             Some("number") => self.coerce_number(value, schema),
             Some("boolean") => self.coerce_boolean(value),
-            Some("string") => self.coerce_string(value),
+            Some("string") => self.coerce_string(value, schema),
             Some("array") => self.visit_array(value, schema, depth),
             Some("object") => self.visit_object(value, schema, depth),
             _ => {}
@@ -273,6 +273,11 @@ impl<'a> Walker<'a> {
             self.report("value is not a valid list", "type_error.list");
             return;
         };
+        // pydantic checks the list itself (its length, then uniqueness) before its items, and
+        // stops there when the list does not fit.
+        if !self.check_list(items, schema) {
+            return;
+        }
         let Some(item_schema) = schema.get("items") else {
             return;
         };
@@ -314,6 +319,15 @@ impl<'a> Walker<'a> {
                 self.path.push(name.to_string());
                 self.report("field required", "value_error.missing");
                 self.path.pop();
+            }
+        }
+        if schema.get("additionalProperties") == Some(&Value::Bool(false)) {
+            for name in object.keys() {
+                if properties.is_none_or(|p| !p.contains_key(name)) {
+                    self.path.push(name.clone());
+                    self.report("extra fields not permitted", "value_error.extra");
+                    self.path.pop();
+                }
             }
         }
         if let Some(additional) = schema.get("additionalProperties").filter(|s| s.is_object()) {
@@ -370,34 +384,137 @@ impl<'a> Walker<'a> {
         self.check_bounds(value, schema);
     }
 
-    /// `minimum` / `maximum` (schemars sets them for unsigned and small integer types), in
-    /// pydantic's `conint` words.
+    /// `exclusiveMinimum` / `minimum`, then `exclusiveMaximum` / `maximum`, then `multipleOf`
+    /// (pydantic's `gt`, `ge`, `lt`, `le`, `multiple_of`; schemars also sets `minimum` and
+    /// `maximum` for unsigned and small integer types), in pydantic's `conint` words. Like pydantic,
+    /// only the first broken bound is reported.
     fn check_bounds(&mut self, value: &Value, schema: &Value) {
         let Some(x) = value.as_f64() else {
             return;
         };
-        let bound = |key: &str| schema.get(key).filter(|b| b.is_number());
-        if let Some(minimum) = bound("minimum")
-            && minimum.as_f64().is_some_and(|m| x < m)
-        {
+        let bound = |key: &str| {
+            schema
+                .get(key)
+                .filter(|b| b.is_number())
+                .and_then(|b| Some((b, b.as_f64()?)))
+        };
+        let broken = if let Some((limit, _)) = bound("exclusiveMinimum").filter(|(_, m)| x <= *m) {
+            Some(("greater than", "not_gt", limit))
+        } else if let Some((limit, _)) = bound("minimum").filter(|(_, m)| x < *m) {
+            Some(("greater than or equal to", "not_ge", limit))
+        } else if let Some((limit, _)) = bound("exclusiveMaximum").filter(|(_, m)| x >= *m) {
+            Some(("less than", "not_lt", limit))
+        } else if let Some((limit, _)) = bound("maximum").filter(|(_, m)| x > *m) {
+            Some(("less than or equal to", "not_le", limit))
+        } else {
+            None
+        };
+        if let Some((words, kind, limit)) = broken {
             let mut problem = Problem::new(
                 self.path.clone(),
-                format!("ensure this value is greater than or equal to {minimum}"),
-                "value_error.number.not_ge",
+                format!("ensure this value is {words} {limit}"),
+                format!("value_error.number.{kind}"),
             );
-            problem.context = format!("; limit_value={minimum}");
+            problem.context = format!("; limit_value={limit}");
             self.problems.push(problem);
-        } else if let Some(maximum) = bound("maximum")
-            && maximum.as_f64().is_some_and(|m| x > m)
+            return;
+        }
+        if let Some((factor, f)) = bound("multipleOf").filter(|(_, f)| *f > 0.0) {
+            // pydantic: `float(v) / float(multiple_of) % 1` must be (almost) 0 or 1.
+            let rest = (x / f).rem_euclid(1.0);
+            if rest.abs() > f64::EPSILON && (rest - 1.0).abs() > f64::EPSILON {
+                let mut problem = Problem::new(
+                    self.path.clone(),
+                    format!("ensure this value is a multiple of {factor}"),
+                    "value_error.number.not_multiple",
+                );
+                problem.context = format!("; multiple_of={factor}");
+                self.problems.push(problem);
+            }
+        }
+    }
+
+    /// `minLength`, `maxLength`, then `pattern` (pydantic's `min_length`, `max_length`, `regex`).
+    /// Lengths count characters, as Python's `len`; the pattern must match at the start of the
+    /// string, as pydantic's `re.match` (write `^...$` to match the whole string).
+    fn check_text(&mut self, text: &str, schema: &Value) {
+        let count = |key: &str| schema.get(key).filter(|v| v.is_u64());
+        let length = text.chars().count() as u64;
+        for (key, words, kind, broken) in [
+            (
+                "minLength",
+                "at least",
+                "min_length",
+                (|l: u64, m: u64| l < m) as fn(u64, u64) -> bool,
+            ),
+            ("maxLength", "at most", "max_length", |l, m| l > m),
+        ] {
+            if let Some(limit) = count(key)
+                && limit.as_u64().is_some_and(|m| broken(length, m))
+            {
+                let mut problem = Problem::new(
+                    self.path.clone(),
+                    format!("ensure this value has {words} {limit} characters"),
+                    format!("value_error.any_str.{kind}"),
+                );
+                problem.context = format!("; limit_value={limit}");
+                self.problems.push(problem);
+                return;
+            }
+        }
+        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+            && !matches_at_start(pattern, text)
         {
             let mut problem = Problem::new(
                 self.path.clone(),
-                format!("ensure this value is less than or equal to {maximum}"),
-                "value_error.number.not_le",
+                format!("string does not match regex \"{pattern}\""),
+                "value_error.str.regex",
             );
-            problem.context = format!("; limit_value={maximum}");
+            problem.context = format!("; pattern={pattern}");
             self.problems.push(problem);
         }
+    }
+
+    /// `minItems`, `maxItems`, then `uniqueItems`; false when the list does not fit.
+    fn check_list(&mut self, items: &[Value], schema: &Value) -> bool {
+        let count = |key: &str| schema.get(key).filter(|v| v.is_u64());
+        let length = items.len() as u64;
+        for (key, words, kind, broken) in [
+            (
+                "minItems",
+                "at least",
+                "min_items",
+                (|l: u64, m: u64| l < m) as fn(u64, u64) -> bool,
+            ),
+            ("maxItems", "at most", "max_items", |l, m| l > m),
+        ] {
+            if let Some(limit) = count(key)
+                && limit.as_u64().is_some_and(|m| broken(length, m))
+            {
+                let mut problem = Problem::new(
+                    self.path.clone(),
+                    format!("ensure this value has {words} {limit} items"),
+                    format!("value_error.list.{kind}"),
+                );
+                problem.context = format!("; limit_value={limit}");
+                self.problems.push(problem);
+                return false;
+            }
+        }
+        if schema.get("uniqueItems") == Some(&Value::Bool(true)) {
+            let duplicated = items
+                .iter()
+                .enumerate()
+                .any(|(i, a)| items[i + 1..].iter().any(|b| python_eq(a, b)));
+            if duplicated {
+                self.report(
+                    "the list has duplicated items",
+                    "value_error.list.unique_items",
+                );
+                return false;
+            }
+        }
+        true
     }
 
     fn coerce_boolean(&mut self, value: &mut Value) {
@@ -422,14 +539,47 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn coerce_string(&mut self, value: &mut Value) {
+    fn coerce_string(&mut self, value: &mut Value, schema: &Value) {
         match value {
             Value::Number(n) => *value = Value::String(n.to_string()),
             Value::Bool(b) => *value = Value::String(if *b { "True" } else { "False" }.into()),
             Value::String(_) => {}
-            _ => self.report("str type expected", "type_error.str"),
+            _ => return self.report("str type expected", "type_error.str"),
+        }
+        if let Value::String(text) = value {
+            self.check_text(text, schema);
         }
     }
+}
+
+/// Python's `==` on JSON values: numbers by value, and `True == 1`, `False == 0`.
+fn python_eq(a: &Value, b: &Value) -> bool {
+    let number = |v: &Value| match v {
+        Value::Number(n) => n.as_f64(),
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    };
+    match (number(a), number(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// Whether `pattern` matches at the start of `text`, as Python's `re.match`. Compiled patterns
+/// are kept for the life of the process (there are only as many as the models declare); a
+/// pattern that does not compile matches nothing.
+fn matches_at_start(pattern: &str, text: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static COMPILED: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let mut compiled = COMPILED
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let regex = compiled
+        .entry(pattern.to_string())
+        .or_insert_with(|| regex::Regex::new(&format!("^(?:{pattern})")).ok());
+    regex.as_ref().is_some_and(|r| r.is_match(text))
 }
 
 /// Python's `dict(value)` for JSON: an object stays, a list of `[key, value]` pairs (or `[]`)

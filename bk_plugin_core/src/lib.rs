@@ -12,6 +12,7 @@ pub mod callback;
 pub mod coerce;
 pub mod context;
 pub mod executor;
+pub mod field;
 pub mod form;
 pub mod meta;
 pub mod model;

@@ -15,6 +15,7 @@ use proc_macro::TokenStream;
 mod ast;
 mod attr;
 mod expand;
+mod model;
 mod paths;
 mod valid;
 
@@ -27,17 +28,17 @@ pub fn bk_plugin(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Declares the Inputs model of a plugin version (or a nested model used inside it).
 #[proc_macro_attribute]
 pub fn inputs(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::model("inputs", args.into(), item.into()).into()
+    model::expand("inputs", args.into(), item.into()).into()
 }
 
 /// Declares the ContextInputs model of a plugin version (or a nested model used inside it).
 #[proc_macro_attribute]
 pub fn context_inputs(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::model("context_inputs", args.into(), item.into()).into()
+    model::expand("context_inputs", args.into(), item.into()).into()
 }
 
 /// Declares the Outputs model of a plugin version (or a nested model used inside it).
 #[proc_macro_attribute]
 pub fn outputs(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::model("outputs", args.into(), item.into()).into()
+    model::expand("outputs", args.into(), item.into()).into()
 }
