@@ -49,7 +49,20 @@ pub const fn text<T: TextField>() {}
 /// Checks at compile time that a constrained field is a list. Used by generated code.
 pub const fn list<T: ListField>() {}
 
-/// The value of a bare `#[field(default)]`: the type's `Default`. Used by generated code.
-pub fn default_of<T: Default>() -> T {
-    T::default()
+/// The value of a bare `#[field(default)]`: the type's `Default`. A model implements `Default`
+/// from its field defaults when every field has one (or is an `Option`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no default value for a bare `#[field(default)]`",
+    label = "no `Default` for `{Self}`",
+    note = "a model implements `Default` when every one of its fields has a `#[field(default ...)]` or is an `Option`; otherwise write `#[field(default = <expression>)]`"
+)]
+pub trait FieldDefault {
+    /// The default value.
+    fn field_default() -> Self;
+}
+
+impl<T: Default> FieldDefault for T {
+    fn field_default() -> Self {
+        T::default()
+    }
 }

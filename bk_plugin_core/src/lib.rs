@@ -40,6 +40,15 @@ pub mod prelude {
     };
 }
 
+/// The crates behind models, re-exported: the code `#[inputs]`, `#[context_inputs]` and
+/// `#[outputs]` generates reaches them here (so an author's Cargo.toml needs only the framework),
+/// and compiler messages about a model name these paths.
+pub mod deps {
+    pub use schemars;
+    pub use serde;
+    pub use serde_json;
+}
+
 /// Re-exports used by the code our macros generate. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {

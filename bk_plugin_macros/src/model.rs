@@ -163,11 +163,11 @@ pub(crate) fn expand(kind: &str, args: TokenStream, item: TokenStream) -> TokenS
 /// Puts serde's and schemars' derives (through the framework's re-exports) on the model.
 fn add_derives(attrs: &mut Vec<Attribute>) {
     let root = framework();
-    let serde_crate = format!("{root}::__private::serde").replace(' ', "");
-    let schemars_crate = format!("{root}::__private::schemars").replace(' ', "");
+    let serde_crate = format!("{root}::deps::serde").replace(' ', "");
+    let schemars_crate = format!("{root}::deps::schemars").replace(' ', "");
     let generated: [Attribute; 3] = [
         syn::parse_quote!(
-            #[derive(#root::__private::serde::Serialize, #root::__private::serde::Deserialize, #root::__private::schemars::JsonSchema)]
+            #[derive(#root::deps::serde::Serialize, #root::deps::serde::Deserialize, #root::deps::schemars::JsonSchema)]
         ),
         syn::parse_quote!(#[serde(crate = #serde_crate)]),
         syn::parse_quote!(#[schemars(crate = #schemars_crate)]),
@@ -299,7 +299,9 @@ fn struct_model(item: &mut syn::ItemStruct, errors: &mut Option<syn::Error>) -> 
                 let fn_ident = format_ident!("__bkp_default_{}_{}", ident, field_ident);
                 let body = match expr {
                     Some(expr) => quote_spanned!(expr.span()=> ::core::convert::Into::into(#expr)),
-                    None => quote_spanned!(*span=> #root::field::default_of::<#ty>()),
+                    None => {
+                        quote_spanned!(*span=> <#ty as #root::field::FieldDefault>::field_default())
+                    }
                 };
                 extra.push(quote! {
                     #[doc(hidden)]
@@ -504,9 +506,14 @@ fn constraint_value(
             ));
         };
         if let Err(e) = regex_syntax::Parser::new().parse(&pattern.value()) {
+            let why = match &e {
+                regex_syntax::Error::Parse(e) => e.kind().to_string(),
+                regex_syntax::Error::Translate(e) => e.kind().to_string(),
+                other => other.to_string(),
+            };
             return Err(syn::Error::new(
                 pattern.span(),
-                format!("`regex` is not a valid regular expression: {e}"),
+                format!("`regex` is not a valid regular expression: {why}"),
             ));
         }
         return Ok((quote!(#pattern), None));
