@@ -106,7 +106,7 @@ fn expand_plugin(decl: &PluginDecl) -> TokenStream {
             ::core::result::Result::Ok(__bkp::erase::<#ident>(<#ident as ::core::default::Default>::default()))
         ),
     };
-    let form = form_tokens(&version.value());
+    let form = crate::forms::form_tokens(version);
     let callback_timeout = decl
         .callback_timeout
         .as_ref()
@@ -144,22 +144,6 @@ fn expand_plugin(decl: &PluginDecl) -> TokenStream {
             }
         };
     }
-}
-
-/// `Some(include_str!(".../forms/<version>/form.js"))` when the author's project has that file.
-fn form_tokens(version: &str) -> TokenStream {
-    let Ok(dir) = std::env::var("CARGO_MANIFEST_DIR") else {
-        return quote!(::core::option::Option::None);
-    };
-    let path = std::path::Path::new(&dir)
-        .join("forms")
-        .join(version)
-        .join("form.js");
-    if !path.is_file() {
-        return quote!(::core::option::Option::None);
-    }
-    let path = path.to_string_lossy().into_owned();
-    quote!(::core::option::Option::Some(::core::include_str!(#path)))
 }
 
 fn with_errors(item: TokenStream, error: syn::Error) -> TokenStream {

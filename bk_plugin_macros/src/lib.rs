@@ -15,6 +15,7 @@ use proc_macro::TokenStream;
 mod ast;
 mod attr;
 mod expand;
+mod forms;
 mod model;
 mod paths;
 mod valid;

@@ -34,6 +34,7 @@ const fn file(path: &'static str, text: &'static str) -> Template {
 
 const TEMPLATES: &[Template] = &[
     file("Cargo.toml", include_str!("../template/Cargo.toml.tmpl")),
+    file("build.rs", include_str!("../template/build.rs.tmpl")),
     file("src/main.rs", include_str!("../template/src/main.rs.tmpl")),
     file(
         "src/versions/mod.rs",
