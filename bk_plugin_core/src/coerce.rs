@@ -102,6 +102,99 @@ pub fn coerce(value: &mut Value, schema: &Value, definitions: &Map<String, Value
     walker.problems
 }
 
+/// The JSON Schema keywords validation enforces: [`coerce`] checks the value against them (the
+/// structure, `enum`/`const`, and pydantic's constraints), or, for the shapes schemars derives
+/// from Rust types (a tuple's `items` list, a data-carrying enum's `oneOf`, a `format` such as
+/// `uuid`), the type's own deserializer does.
+pub const ENFORCED_KEYWORDS: &[&str] = &[
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "definitions",
+    "$ref",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "enum",
+    "const",
+    "format",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minimum",
+    "maximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+];
+
+/// The JSON Schema keywords that describe and constrain nothing.
+pub const ANNOTATION_KEYWORDS: &[&str] = &[
+    "title",
+    "description",
+    "default",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "$comment",
+    "$schema",
+    "$id",
+];
+
+/// Every keyword in `schema` (a model schema, `definitions` included) that validation would not
+/// enforce, as `location: keyword`. A model whose schema has one would publish a promise that is
+/// not kept, so the registry refuses it at start-up. `#[inputs]` models cannot have one (their
+/// schema attributes are compile errors); a hand-written `JsonSchema` can.
+pub fn unenforced_keywords(schema: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    walk_keywords(schema, &mut Vec::new(), &mut found, 0);
+    found
+}
+
+fn walk_keywords(schema: &Value, at: &mut Vec<String>, found: &mut Vec<String>, depth: usize) {
+    let Value::Object(map) = schema else {
+        return;
+    };
+    if depth > MAX_DEPTH {
+        return;
+    }
+    for (keyword, value) in map {
+        if !ENFORCED_KEYWORDS.contains(&keyword.as_str())
+            && !ANNOTATION_KEYWORDS.contains(&keyword.as_str())
+        {
+            let location = if at.is_empty() {
+                "__root__".to_string()
+            } else {
+                at.join(" -> ")
+            };
+            found.push(format!("{location}: {keyword}"));
+            continue;
+        }
+        match (keyword.as_str(), value) {
+            ("properties" | "definitions", Value::Object(named)) => {
+                for (name, sub) in named {
+                    at.push(name.clone());
+                    walk_keywords(sub, at, found, depth + 1);
+                    at.pop();
+                }
+            }
+            ("allOf" | "anyOf" | "oneOf" | "items", Value::Array(subs)) => {
+                for sub in subs {
+                    walk_keywords(sub, at, found, depth + 1);
+                }
+            }
+            ("items" | "additionalProperties", sub) => walk_keywords(sub, at, found, depth + 1),
+            _ => {}
+        }
+    }
+}
+
 const MAX_DEPTH: usize = 64;
 
 struct Walker<'a> {
@@ -754,6 +847,128 @@ mod tests {
         let found = coerce(&mut v, &root, &defs);
         assert_eq!(found.listed.len(), MAX_LISTED);
         assert_eq!(found.total, MAX_LISTED + 25);
+    }
+
+    /// Every draft-07 keyword is either enforced, a mere annotation, or found by
+    /// [`unenforced_keywords`] (so the registry refuses a model that publishes it).
+    #[test]
+    fn every_schema_keyword_is_enforced_an_annotation_or_refused() {
+        const DRAFT_07: &[&str] = &[
+            "$id",
+            "$schema",
+            "$ref",
+            "$comment",
+            "title",
+            "description",
+            "default",
+            "readOnly",
+            "writeOnly",
+            "examples",
+            "deprecated",
+            "multipleOf",
+            "maximum",
+            "exclusiveMaximum",
+            "minimum",
+            "exclusiveMinimum",
+            "maxLength",
+            "minLength",
+            "pattern",
+            "additionalItems",
+            "items",
+            "maxItems",
+            "minItems",
+            "uniqueItems",
+            "contains",
+            "maxProperties",
+            "minProperties",
+            "required",
+            "additionalProperties",
+            "definitions",
+            "properties",
+            "patternProperties",
+            "dependencies",
+            "propertyNames",
+            "const",
+            "enum",
+            "type",
+            "format",
+            "contentMediaType",
+            "contentEncoding",
+            "if",
+            "then",
+            "else",
+            "allOf",
+            "anyOf",
+            "oneOf",
+            "not",
+        ];
+        let mut refused = Vec::new();
+        for keyword in DRAFT_07 {
+            let known =
+                ENFORCED_KEYWORDS.contains(keyword) || ANNOTATION_KEYWORDS.contains(keyword);
+            let schema =
+                json!({"type": "object", "properties": {"x": {"type": "string", *keyword: 1}}});
+            let flagged = unenforced_keywords(&schema);
+            if known {
+                assert!(flagged.is_empty(), "{keyword}: {flagged:?}");
+            } else {
+                assert_eq!(flagged, vec![format!("x: {keyword}")]);
+                refused.push(*keyword);
+            }
+        }
+        assert_eq!(
+            refused,
+            [
+                "additionalItems",
+                "contains",
+                "maxProperties",
+                "minProperties",
+                "patternProperties",
+                "dependencies",
+                "propertyNames",
+                "contentMediaType",
+                "contentEncoding",
+                "if",
+                "then",
+                "else",
+                "not"
+            ]
+        );
+        // Found at any depth: in definitions, list items and variants too.
+        let nested = json!({"definitions": {"Opt": {"properties": {"tags": {"type": "array",
+            "items": {"anyOf": [{"type": "string", "not": {}}, {"type": "null"}]}}}}}});
+        assert_eq!(unenforced_keywords(&nested), vec!["Opt -> tags: not"]);
+    }
+
+    /// Each constraint keyword in [`ENFORCED_KEYWORDS`] refuses a value that breaks it.
+    #[test]
+    fn every_constraint_keyword_refuses_a_value_that_breaks_it() {
+        let cases = [
+            (json!({"type": "integer", "exclusiveMinimum": 1}), json!(1)),
+            (json!({"type": "integer", "exclusiveMaximum": 1}), json!(1)),
+            (json!({"type": "integer", "minimum": 1}), json!(0)),
+            (json!({"type": "integer", "maximum": 1}), json!(2)),
+            (json!({"type": "number", "multipleOf": 0.5}), json!(0.7)),
+            (json!({"type": "string", "minLength": 2}), json!("a")),
+            (json!({"type": "string", "maxLength": 1}), json!("ab")),
+            (json!({"type": "string", "pattern": "^a"}), json!("ba")),
+            (json!({"type": "array", "minItems": 1}), json!([])),
+            (json!({"type": "array", "maxItems": 1}), json!([1, 2])),
+            (
+                json!({"type": "array", "uniqueItems": true}),
+                json!([1, 1.0]),
+            ),
+            (
+                json!({"type": "object", "additionalProperties": false}),
+                json!({"x": 1}),
+            ),
+            (json!({"enum": ["a"]}), json!("b")),
+            (json!({"type": "object", "required": ["x"]}), json!({})),
+        ];
+        for (schema, mut value) in cases {
+            let found = coerce(&mut value, &schema, &Map::new());
+            assert_eq!(found.total, 1, "{schema} should refuse {value}");
+        }
     }
 
     #[test]
