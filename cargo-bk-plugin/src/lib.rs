@@ -34,7 +34,6 @@ const fn file(path: &'static str, text: &'static str) -> Template {
 
 const TEMPLATES: &[Template] = &[
     file("Cargo.toml", include_str!("../template/Cargo.toml.tmpl")),
-    file("build.rs", include_str!("../template/build.rs.tmpl")),
     file("src/main.rs", include_str!("../template/src/main.rs.tmpl")),
     file(
         "src/versions/mod.rs",
@@ -48,6 +47,7 @@ const TEMPLATES: &[Template] = &[
         "forms/1.0.0/form.js",
         include_str!("../template/forms/1.0.0/form.js.tmpl"),
     ),
+    file("build.rs", include_str!("../template/build.rs.tmpl")),
     file(
         "tests/cli.rs",
         include_str!("../template/tests/cli.rs.tmpl"),
