@@ -16,11 +16,14 @@
 //!
 //! A fractional number for an integer field is refused (pydantic v1 would silently truncate
 //! `7.5` to `7`). Nested models, lists and maps are coerced the same way. Every missing required
-//! field, every `null` where the type is not optional, every value outside an enum and every value
-//! that cannot be converted is reported, all at once, in field order, each with pydantic v1's
+//! field, every `null` where the type is not optional, every value outside an enum, every value
+//! that cannot be converted, every broken `#[field]` constraint ([`crate::constraint`]) and, for
+//! a model with `#[serde(deny_unknown_fields)]`, every unknown key is reported, all at once, in field order, each with pydantic v1's
 //! message and error type. At most [`MAX_LISTED`] problems are kept; the rest are counted.
 
 use serde_json::{Map, Number, Value};
+
+use crate::constraint;
 
 /// The most problems one validation lists; the others are only counted.
 pub const MAX_LISTED: usize = 40;
@@ -100,99 +103,6 @@ pub fn coerce(value: &mut Value, schema: &Value, definitions: &Map<String, Value
     };
     walker.visit(value, schema, None, 0);
     walker.problems
-}
-
-/// The JSON Schema keywords validation enforces: [`coerce`] checks the value against them (the
-/// structure, `enum`/`const`, and pydantic's constraints), or, for the shapes schemars derives
-/// from Rust types (a tuple's `items` list, a data-carrying enum's `oneOf`, a `format` such as
-/// `uuid`), the type's own deserializer does.
-pub const ENFORCED_KEYWORDS: &[&str] = &[
-    "type",
-    "properties",
-    "required",
-    "additionalProperties",
-    "items",
-    "definitions",
-    "$ref",
-    "allOf",
-    "anyOf",
-    "oneOf",
-    "enum",
-    "const",
-    "format",
-    "exclusiveMinimum",
-    "exclusiveMaximum",
-    "minimum",
-    "maximum",
-    "multipleOf",
-    "minLength",
-    "maxLength",
-    "pattern",
-    "minItems",
-    "maxItems",
-    "uniqueItems",
-];
-
-/// The JSON Schema keywords that describe and constrain nothing.
-pub const ANNOTATION_KEYWORDS: &[&str] = &[
-    "title",
-    "description",
-    "default",
-    "examples",
-    "deprecated",
-    "readOnly",
-    "writeOnly",
-    "$comment",
-    "$schema",
-    "$id",
-];
-
-/// Every keyword in `schema` (a model schema, `definitions` included) that validation would not
-/// enforce, as `location: keyword`. A model whose schema has one would publish a promise that is
-/// not kept, so the registry refuses it at start-up. `#[inputs]` models cannot have one (their
-/// schema attributes are compile errors); a hand-written `JsonSchema` can.
-pub fn unenforced_keywords(schema: &Value) -> Vec<String> {
-    let mut found = Vec::new();
-    walk_keywords(schema, &mut Vec::new(), &mut found, 0);
-    found
-}
-
-fn walk_keywords(schema: &Value, at: &mut Vec<String>, found: &mut Vec<String>, depth: usize) {
-    let Value::Object(map) = schema else {
-        return;
-    };
-    if depth > MAX_DEPTH {
-        return;
-    }
-    for (keyword, value) in map {
-        if !ENFORCED_KEYWORDS.contains(&keyword.as_str())
-            && !ANNOTATION_KEYWORDS.contains(&keyword.as_str())
-        {
-            let location = if at.is_empty() {
-                "__root__".to_string()
-            } else {
-                at.join(" -> ")
-            };
-            found.push(format!("{location}: {keyword}"));
-            continue;
-        }
-        match (keyword.as_str(), value) {
-            ("properties" | "definitions", Value::Object(named)) => {
-                for (name, sub) in named {
-                    at.push(name.clone());
-                    walk_keywords(sub, at, found, depth + 1);
-                    at.pop();
-                }
-            }
-            ("allOf" | "anyOf" | "oneOf" | "items", Value::Array(subs)) => {
-                for sub in subs {
-                    walk_keywords(sub, at, found, depth + 1);
-                }
-            }
-            ("items" | "additionalProperties", sub) => walk_keywords(sub, at, found, depth + 1),
-            _ => {}
-        }
-    }
 }
 
 const MAX_DEPTH: usize = 64;
@@ -368,7 +278,8 @@ impl<'a> Walker<'a> {
         };
         // pydantic checks the list itself (its length, then uniqueness) before its items, and
         // stops there when the list does not fit.
-        if !self.check_list(items, schema) {
+        if let Some(problem) = constraint::list(&self.path, items, schema) {
+            self.problems.push(problem);
             return;
         }
         let Some(item_schema) = schema.get("items") else {
@@ -477,137 +388,11 @@ impl<'a> Walker<'a> {
         self.check_bounds(value, schema);
     }
 
-    /// `exclusiveMinimum` / `minimum`, then `exclusiveMaximum` / `maximum`, then `multipleOf`
-    /// (pydantic's `gt`, `ge`, `lt`, `le`, `multiple_of`; schemars also sets `minimum` and
-    /// `maximum` for unsigned and small integer types), in pydantic's `conint` words. Like pydantic,
-    /// only the first broken bound is reported.
+    /// pydantic's `gt`, `ge`, `lt`, `le`, `multiple_of` (see [`crate::constraint`]).
     fn check_bounds(&mut self, value: &Value, schema: &Value) {
-        let Some(x) = value.as_f64() else {
-            return;
-        };
-        let bound = |key: &str| {
-            schema
-                .get(key)
-                .filter(|b| b.is_number())
-                .and_then(|b| Some((b, b.as_f64()?)))
-        };
-        let broken = if let Some((limit, _)) = bound("exclusiveMinimum").filter(|(_, m)| x <= *m) {
-            Some(("greater than", "not_gt", limit))
-        } else if let Some((limit, _)) = bound("minimum").filter(|(_, m)| x < *m) {
-            Some(("greater than or equal to", "not_ge", limit))
-        } else if let Some((limit, _)) = bound("exclusiveMaximum").filter(|(_, m)| x >= *m) {
-            Some(("less than", "not_lt", limit))
-        } else if let Some((limit, _)) = bound("maximum").filter(|(_, m)| x > *m) {
-            Some(("less than or equal to", "not_le", limit))
-        } else {
-            None
-        };
-        if let Some((words, kind, limit)) = broken {
-            let mut problem = Problem::new(
-                self.path.clone(),
-                format!("ensure this value is {words} {limit}"),
-                format!("value_error.number.{kind}"),
-            );
-            problem.context = format!("; limit_value={limit}");
-            self.problems.push(problem);
-            return;
-        }
-        if let Some((factor, f)) = bound("multipleOf").filter(|(_, f)| *f > 0.0) {
-            // pydantic: `float(v) / float(multiple_of) % 1` must be (almost) 0 or 1.
-            let rest = (x / f).rem_euclid(1.0);
-            if rest.abs() > f64::EPSILON && (rest - 1.0).abs() > f64::EPSILON {
-                let mut problem = Problem::new(
-                    self.path.clone(),
-                    format!("ensure this value is a multiple of {factor}"),
-                    "value_error.number.not_multiple",
-                );
-                problem.context = format!("; multiple_of={factor}");
-                self.problems.push(problem);
-            }
-        }
-    }
-
-    /// `minLength`, `maxLength`, then `pattern` (pydantic's `min_length`, `max_length`, `regex`).
-    /// Lengths count characters, as Python's `len`; the pattern must match at the start of the
-    /// string, as pydantic's `re.match` (write `^...$` to match the whole string).
-    fn check_text(&mut self, text: &str, schema: &Value) {
-        let count = |key: &str| schema.get(key).filter(|v| v.is_u64());
-        let length = text.chars().count() as u64;
-        for (key, words, kind, broken) in [
-            (
-                "minLength",
-                "at least",
-                "min_length",
-                (|l: u64, m: u64| l < m) as fn(u64, u64) -> bool,
-            ),
-            ("maxLength", "at most", "max_length", |l, m| l > m),
-        ] {
-            if let Some(limit) = count(key)
-                && limit.as_u64().is_some_and(|m| broken(length, m))
-            {
-                let mut problem = Problem::new(
-                    self.path.clone(),
-                    format!("ensure this value has {words} {limit} characters"),
-                    format!("value_error.any_str.{kind}"),
-                );
-                problem.context = format!("; limit_value={limit}");
-                self.problems.push(problem);
-                return;
-            }
-        }
-        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
-            && !matches_at_start(pattern, text)
-        {
-            let mut problem = Problem::new(
-                self.path.clone(),
-                format!("string does not match regex \"{pattern}\""),
-                "value_error.str.regex",
-            );
-            problem.context = format!("; pattern={pattern}");
+        if let Some(problem) = constraint::number(&self.path, value, schema) {
             self.problems.push(problem);
         }
-    }
-
-    /// `minItems`, `maxItems`, then `uniqueItems`; false when the list does not fit.
-    fn check_list(&mut self, items: &[Value], schema: &Value) -> bool {
-        let count = |key: &str| schema.get(key).filter(|v| v.is_u64());
-        let length = items.len() as u64;
-        for (key, words, kind, broken) in [
-            (
-                "minItems",
-                "at least",
-                "min_items",
-                (|l: u64, m: u64| l < m) as fn(u64, u64) -> bool,
-            ),
-            ("maxItems", "at most", "max_items", |l, m| l > m),
-        ] {
-            if let Some(limit) = count(key)
-                && limit.as_u64().is_some_and(|m| broken(length, m))
-            {
-                let mut problem = Problem::new(
-                    self.path.clone(),
-                    format!("ensure this value has {words} {limit} items"),
-                    format!("value_error.list.{kind}"),
-                );
-                problem.context = format!("; limit_value={limit}");
-                self.problems.push(problem);
-                return false;
-            }
-        }
-        if schema.get("uniqueItems") == Some(&Value::Bool(true)) {
-            let duplicated = items
-                .iter()
-                .enumerate()
-                .any(|(i, a)| items[i + 1..].iter().any(|b| python_eq(a, b)));
-            if duplicated {
-                self.report(
-                    "the list has duplicated items",
-                    "value_error.list.unique_items",
-                );
-                return false;
-            }
-        }
-        true
     }
 
     fn coerce_boolean(&mut self, value: &mut Value) {
@@ -639,40 +424,12 @@ impl<'a> Walker<'a> {
             Value::String(_) => {}
             _ => return self.report("str type expected", "type_error.str"),
         }
-        if let Value::String(text) = value {
-            self.check_text(text, schema);
+        if let Value::String(text) = value
+            && let Some(problem) = constraint::text(&self.path, text, schema)
+        {
+            self.problems.push(problem);
         }
     }
-}
-
-/// Python's `==` on JSON values: numbers by value, and `True == 1`, `False == 0`.
-fn python_eq(a: &Value, b: &Value) -> bool {
-    let number = |v: &Value| match v {
-        Value::Number(n) => n.as_f64(),
-        Value::Bool(b) => Some(f64::from(u8::from(*b))),
-        _ => None,
-    };
-    match (number(a), number(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
-    }
-}
-
-/// Whether `pattern` matches at the start of `text`, as Python's `re.match`. Compiled patterns
-/// are kept for the life of the process (there are only as many as the models declare); a
-/// pattern that does not compile matches nothing.
-fn matches_at_start(pattern: &str, text: &str) -> bool {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock, PoisonError};
-    static COMPILED: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
-    let mut compiled = COMPILED
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    let regex = compiled
-        .entry(pattern.to_string())
-        .or_insert_with(|| regex::Regex::new(&format!("^(?:{pattern})")).ok());
-    regex.as_ref().is_some_and(|r| r.is_match(text))
 }
 
 /// Python's `dict(value)` for JSON: an object stays, a list of `[key, value]` pairs (or `[]`)
@@ -847,128 +604,6 @@ mod tests {
         let found = coerce(&mut v, &root, &defs);
         assert_eq!(found.listed.len(), MAX_LISTED);
         assert_eq!(found.total, MAX_LISTED + 25);
-    }
-
-    /// Every draft-07 keyword is either enforced, a mere annotation, or found by
-    /// [`unenforced_keywords`] (so the registry refuses a model that publishes it).
-    #[test]
-    fn every_schema_keyword_is_enforced_an_annotation_or_refused() {
-        const DRAFT_07: &[&str] = &[
-            "$id",
-            "$schema",
-            "$ref",
-            "$comment",
-            "title",
-            "description",
-            "default",
-            "readOnly",
-            "writeOnly",
-            "examples",
-            "deprecated",
-            "multipleOf",
-            "maximum",
-            "exclusiveMaximum",
-            "minimum",
-            "exclusiveMinimum",
-            "maxLength",
-            "minLength",
-            "pattern",
-            "additionalItems",
-            "items",
-            "maxItems",
-            "minItems",
-            "uniqueItems",
-            "contains",
-            "maxProperties",
-            "minProperties",
-            "required",
-            "additionalProperties",
-            "definitions",
-            "properties",
-            "patternProperties",
-            "dependencies",
-            "propertyNames",
-            "const",
-            "enum",
-            "type",
-            "format",
-            "contentMediaType",
-            "contentEncoding",
-            "if",
-            "then",
-            "else",
-            "allOf",
-            "anyOf",
-            "oneOf",
-            "not",
-        ];
-        let mut refused = Vec::new();
-        for keyword in DRAFT_07 {
-            let known =
-                ENFORCED_KEYWORDS.contains(keyword) || ANNOTATION_KEYWORDS.contains(keyword);
-            let schema =
-                json!({"type": "object", "properties": {"x": {"type": "string", *keyword: 1}}});
-            let flagged = unenforced_keywords(&schema);
-            if known {
-                assert!(flagged.is_empty(), "{keyword}: {flagged:?}");
-            } else {
-                assert_eq!(flagged, vec![format!("x: {keyword}")]);
-                refused.push(*keyword);
-            }
-        }
-        assert_eq!(
-            refused,
-            [
-                "additionalItems",
-                "contains",
-                "maxProperties",
-                "minProperties",
-                "patternProperties",
-                "dependencies",
-                "propertyNames",
-                "contentMediaType",
-                "contentEncoding",
-                "if",
-                "then",
-                "else",
-                "not"
-            ]
-        );
-        // Found at any depth: in definitions, list items and variants too.
-        let nested = json!({"definitions": {"Opt": {"properties": {"tags": {"type": "array",
-            "items": {"anyOf": [{"type": "string", "not": {}}, {"type": "null"}]}}}}}});
-        assert_eq!(unenforced_keywords(&nested), vec!["Opt -> tags: not"]);
-    }
-
-    /// Each constraint keyword in [`ENFORCED_KEYWORDS`] refuses a value that breaks it.
-    #[test]
-    fn every_constraint_keyword_refuses_a_value_that_breaks_it() {
-        let cases = [
-            (json!({"type": "integer", "exclusiveMinimum": 1}), json!(1)),
-            (json!({"type": "integer", "exclusiveMaximum": 1}), json!(1)),
-            (json!({"type": "integer", "minimum": 1}), json!(0)),
-            (json!({"type": "integer", "maximum": 1}), json!(2)),
-            (json!({"type": "number", "multipleOf": 0.5}), json!(0.7)),
-            (json!({"type": "string", "minLength": 2}), json!("a")),
-            (json!({"type": "string", "maxLength": 1}), json!("ab")),
-            (json!({"type": "string", "pattern": "^a"}), json!("ba")),
-            (json!({"type": "array", "minItems": 1}), json!([])),
-            (json!({"type": "array", "maxItems": 1}), json!([1, 2])),
-            (
-                json!({"type": "array", "uniqueItems": true}),
-                json!([1, 1.0]),
-            ),
-            (
-                json!({"type": "object", "additionalProperties": false}),
-                json!({"x": 1}),
-            ),
-            (json!({"enum": ["a"]}), json!("b")),
-            (json!({"type": "object", "required": ["x"]}), json!({})),
-        ];
-        for (schema, mut value) in cases {
-            let found = coerce(&mut value, &schema, &Map::new());
-            assert_eq!(found.total, 1, "{schema} should refuse {value}");
-        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ extern crate self as bk_plugin_core;
 
 pub mod callback;
 pub mod coerce;
+pub mod constraint;
 pub mod context;
 pub mod executor;
 pub mod field;

@@ -170,7 +170,7 @@ impl PluginVersion {
             ("context_inputs", &schemas.context_inputs),
             ("outputs", &schemas.outputs),
         ] {
-            let keywords = crate::coerce::unenforced_keywords(schema);
+            let keywords = crate::constraint::unenforced_keywords(schema);
             if !keywords.is_empty() {
                 return Err(RegistryError::UnenforcedKeyword {
                     type_name: record.type_name.to_string(),
