@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | inputs do not fit | FAIL `inputs validation error: …` | FAIL, same prefix (the Inputs model changed incompatibly) |
 //! | context does not fit | FAIL `context validation error: …` | FAIL, same prefix |
+//! | neither fits | FAIL `inputs validation error: …` and, on the next line, `context validation error: …` | the same |
 //! | plugin error | FAIL `plugin execute failed: …` | FAIL `plugin schedule failed: …`, storage/outputs of the run kept |
 //! | panic | FAIL `plugin execute raise unexpected error: …` | FAIL `plugin schedule raise unexpected error: …`, storage/outputs of the run discarded |
 //! | `Next::Done(o)`, outputs do not fit Outputs | FAIL `outputs validation error: …` | the same, storage/outputs kept |
@@ -106,7 +107,8 @@ impl StepInput {
 /// Why a step failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
-    /// The inputs do not fit the Inputs model.
+    /// The inputs do not fit the Inputs model (and perhaps the context does not fit either:
+    /// the message then has a `context validation error:` part too).
     InvalidInputs,
     /// The context does not fit the ContextInputs model.
     InvalidContext,
@@ -204,18 +206,23 @@ async fn run_step_inner<P: Plugin>(
         outputs: input.outputs,
         executed: false,
     };
-    let inputs = match validate::<P::Inputs>(&input.inputs, &schemas.inputs_shape) {
-        Ok(v) => v,
-        Err(e) => {
+    // Both are validated before either is reported, so a caller sees every problem at once.
+    let inputs = validate::<P::Inputs>(&input.inputs, &schemas.inputs_shape);
+    let data = validate::<P::ContextInputs>(&input.context, &schemas.context_inputs_shape);
+    let (inputs, data) = match (inputs, data) {
+        (Ok(inputs), Ok(data)) => (inputs, data),
+        (Err(e), Ok(_)) => {
             let err = format!("inputs validation error: {e}");
             return fail_early(FailureKind::InvalidInputs, err, input);
         }
-    };
-    let data = match validate::<P::ContextInputs>(&input.context, &schemas.context_inputs_shape) {
-        Ok(v) => v,
-        Err(e) => {
+        (Ok(_), Err(e)) => {
             let err = format!("context validation error: {e}");
             return fail_early(FailureKind::InvalidContext, err, input);
+        }
+        (Err(inputs), Err(context)) => {
+            let err =
+                format!("inputs validation error: {inputs}\ncontext validation error: {context}");
+            return fail_early(FailureKind::InvalidInputs, err, input);
         }
     };
     let StepInput {
@@ -437,6 +444,22 @@ mod tests {
                 "context validation error: 1 validation error for Ctx\nwho\n  field required (type=value_error.missing)"
             )
         );
+    }
+
+    #[tokio::test]
+    async fn invalid_inputs_and_context_are_reported_together() {
+        let mut input = first(json!({"n": "x"}));
+        input.context = json!({"who": null});
+        let outcome = run(input).await;
+        assert_eq!(outcome.failure(), Some(FailureKind::InvalidInputs));
+        assert_eq!(
+            outcome.err(),
+            Some(
+                "inputs validation error: 1 validation error for In\nn\n  value is not a valid integer (type=type_error.integer)\n\
+                 context validation error: 1 validation error for Ctx\nwho\n  none is not an allowed value (type=type_error.none.not_allowed)"
+            )
+        );
+        assert!(!outcome.executed);
     }
 
     #[tokio::test]

@@ -10,8 +10,10 @@ extern crate self as bk_plugin_core;
 
 pub mod callback;
 pub mod coerce;
+pub mod constraint;
 pub mod context;
 pub mod executor;
+pub mod field;
 pub mod form;
 pub mod meta;
 pub mod model;
@@ -45,6 +47,15 @@ pub mod prelude {
     pub use serde_json::{self, Map, Value, json};
     pub use std::time::Duration;
     pub use tracing;
+}
+
+/// The crates behind models, re-exported: the code `#[inputs]`, `#[context_inputs]` and
+/// `#[outputs]` generates reaches them here (so an author's Cargo.toml needs only the framework),
+/// and compiler messages about a model name these paths.
+pub mod deps {
+    pub use schemars;
+    pub use serde;
+    pub use serde_json;
 }
 
 /// Re-exports used by the code our macros generate. Not part of the public API.
