@@ -478,8 +478,8 @@ mod tests {
     }
 
     impl Plugin for Promises {
-        async fn execute(&self, _: Promising, _: &mut Context<Self>) -> Result<(), PluginError> {
-            Ok(())
+        async fn execute(&self, _: Promising, _: &mut Context<Self>) -> Step<Self> {
+            Ok(Next::Done(Empty {}))
         }
     }
 

@@ -37,22 +37,20 @@ const MAIN: &str = r#"
 use bk_plugin_core::prelude::*;
 
 #[bk_plugin(version = "1.0.0")]
-#[derive(Default)]
 pub struct First;
 
 impl Plugin for First {
-    async fn execute(&self, _: Empty, _: &mut Context<Self>) -> Result<(), PluginError> {
-        Ok(())
+    async fn execute(&self, _: Self::Inputs, _: &mut Context<Self>) -> Step<Self> {
+        Ok(Next::Done(Empty {}))
     }
 }
 
 #[bk_plugin(version = "1.1.0")]
-#[derive(Default)]
 pub struct Second;
 
 impl Plugin for Second {
-    async fn execute(&self, _: Empty, _: &mut Context<Self>) -> Result<(), PluginError> {
-        Ok(())
+    async fn execute(&self, _: Self::Inputs, _: &mut Context<Self>) -> Step<Self> {
+        Ok(Next::Done(Empty {}))
     }
 }
 
