@@ -28,9 +28,11 @@ pub use bk_plugin_macros::{bk_plugin, context_inputs, inputs, outputs};
 pub use callback::{CallbackIssuer, CallbackPreparation, IssueCallbackError};
 pub use context::{CallbackDelivery, Context, Run};
 pub use meta::{PluginMeta, ScopeRule};
+#[doc(hidden)]
+pub use model::assert_model;
 pub use model::{Empty, Model, ModelShape, PluginCallbackInfo, ValidationError};
 #[doc(hidden)]
-pub use plugin::BuildPlugin;
+pub use plugin::{BuildPlugin, assert_plugin};
 pub use plugin::{Next, Plugin, PluginError, PluginModels, Step};
 pub use registry::{PluginVersion, Registry, RegistryError};
 pub use state::State;
@@ -66,9 +68,4 @@ pub mod __private {
     pub use schemars;
     pub use serde;
     pub use serde_json;
-
-    /// Used by generated code to check at compile time that a type is a usable model.
-    pub const fn assert_model<T: crate::Model>() {}
-    /// Used by generated code to check at compile time that the plugin type implements `Plugin`.
-    pub const fn assert_plugin<T: crate::Plugin>() {}
 }

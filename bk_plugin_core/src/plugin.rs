@@ -129,3 +129,7 @@ impl<T: Default> BuildPlugin for T {
         T::default()
     }
 }
+
+/// Used by the code `#[bk_plugin]` generates to check, on the author's type name, that the
+/// plugin type implements `Plugin`.
+pub const fn assert_plugin<T: Plugin>() {}

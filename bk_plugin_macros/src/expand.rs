@@ -92,9 +92,9 @@ fn expand_plugin(decl: &PluginDecl) -> TokenStream {
     let model_checks = [&decl.inputs, &decl.context_inputs, &decl.outputs]
         .into_iter()
         .flatten()
-        .map(|ty| quote_spanned!(ty.span()=> const _: () = __bkp::assert_model::<#ty>();));
+        .map(|ty| quote_spanned!(ty.span()=> const _: () = #root::assert_model::<#ty>();));
     let plugin_check =
-        quote_spanned!(ident.span()=> const _: () = __bkp::assert_plugin::<#ident>(););
+        quote_spanned!(ident.span()=> const _: () = #root::assert_plugin::<#ident>(););
     let build = match &decl.init {
         Some(init) => quote_spanned!(init.span()=>
             match #init() {
