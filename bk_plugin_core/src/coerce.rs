@@ -16,11 +16,14 @@
 //!
 //! A fractional number for an integer field is refused (pydantic v1 would silently truncate
 //! `7.5` to `7`). Nested models, lists and maps are coerced the same way. Every missing required
-//! field, every `null` where the type is not optional, every value outside an enum and every value
-//! that cannot be converted is reported, all at once, in field order, each with pydantic v1's
+//! field, every `null` where the type is not optional, every value outside an enum, every value
+//! that cannot be converted, every broken `#[field]` constraint ([`crate::constraint`]) and, for
+//! a model with `#[serde(deny_unknown_fields)]`, every unknown key is reported, all at once, in field order, each with pydantic v1's
 //! message and error type. At most [`MAX_LISTED`] problems are kept; the rest are counted.
 
 use serde_json::{Map, Number, Value};
+
+use crate::constraint;
 
 /// The most problems one validation lists; the others are only counted.
 pub const MAX_LISTED: usize = 40;
@@ -236,7 +239,7 @@ impl<'a> Walker<'a> {
             Some("integer") => self.coerce_integer(value, schema),
             Some("number") => self.coerce_number(value, schema),
             Some("boolean") => self.coerce_boolean(value),
-            Some("string") => self.coerce_string(value),
+            Some("string") => self.coerce_string(value, schema),
             Some("array") => self.visit_array(value, schema, depth),
             Some("object") => self.visit_object(value, schema, depth),
             _ => {}
@@ -273,6 +276,12 @@ impl<'a> Walker<'a> {
             self.report("value is not a valid list", "type_error.list");
             return;
         };
+        // pydantic checks the list itself (its length, then uniqueness) before its items, and
+        // stops there when the list does not fit.
+        if let Some(problem) = constraint::list(&self.path, items, schema) {
+            self.problems.push(problem);
+            return;
+        }
         let Some(item_schema) = schema.get("items") else {
             return;
         };
@@ -314,6 +323,15 @@ impl<'a> Walker<'a> {
                 self.path.push(name.to_string());
                 self.report("field required", "value_error.missing");
                 self.path.pop();
+            }
+        }
+        if schema.get("additionalProperties") == Some(&Value::Bool(false)) {
+            for name in object.keys() {
+                if properties.is_none_or(|p| !p.contains_key(name)) {
+                    self.path.push(name.clone());
+                    self.report("extra fields not permitted", "value_error.extra");
+                    self.path.pop();
+                }
             }
         }
         if let Some(additional) = schema.get("additionalProperties").filter(|s| s.is_object()) {
@@ -370,32 +388,9 @@ impl<'a> Walker<'a> {
         self.check_bounds(value, schema);
     }
 
-    /// `minimum` / `maximum` (schemars sets them for unsigned and small integer types), in
-    /// pydantic's `conint` words.
+    /// pydantic's `gt`, `ge`, `lt`, `le`, `multiple_of` (see [`crate::constraint`]).
     fn check_bounds(&mut self, value: &Value, schema: &Value) {
-        let Some(x) = value.as_f64() else {
-            return;
-        };
-        let bound = |key: &str| schema.get(key).filter(|b| b.is_number());
-        if let Some(minimum) = bound("minimum")
-            && minimum.as_f64().is_some_and(|m| x < m)
-        {
-            let mut problem = Problem::new(
-                self.path.clone(),
-                format!("ensure this value is greater than or equal to {minimum}"),
-                "value_error.number.not_ge",
-            );
-            problem.context = format!("; limit_value={minimum}");
-            self.problems.push(problem);
-        } else if let Some(maximum) = bound("maximum")
-            && maximum.as_f64().is_some_and(|m| x > m)
-        {
-            let mut problem = Problem::new(
-                self.path.clone(),
-                format!("ensure this value is less than or equal to {maximum}"),
-                "value_error.number.not_le",
-            );
-            problem.context = format!("; limit_value={maximum}");
+        if let Some(problem) = constraint::number(&self.path, value, schema) {
             self.problems.push(problem);
         }
     }
@@ -422,12 +417,17 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn coerce_string(&mut self, value: &mut Value) {
+    fn coerce_string(&mut self, value: &mut Value, schema: &Value) {
         match value {
             Value::Number(n) => *value = Value::String(n.to_string()),
             Value::Bool(b) => *value = Value::String(if *b { "True" } else { "False" }.into()),
             Value::String(_) => {}
-            _ => self.report("str type expected", "type_error.str"),
+            _ => return self.report("str type expected", "type_error.str"),
+        }
+        if let Value::String(text) = value
+            && let Some(problem) = constraint::text(&self.path, text, schema)
+        {
+            self.problems.push(problem);
         }
     }
 }

@@ -8,12 +8,13 @@
 //! |---|---|---|
 //! | inputs do not fit | FAIL `inputs validation error: …` | FAIL, same prefix (the Inputs model changed incompatibly) |
 //! | context does not fit | FAIL `context validation error: …` | FAIL, same prefix |
+//! | neither fits | FAIL `inputs validation error: …` and, on the next line, `context validation error: …` | the same |
 //! | plugin error | FAIL `plugin execute failed: …` | FAIL `plugin schedule failed: …`, storage/outputs of the run kept |
 //! | panic | FAIL `plugin execute raise unexpected error: …` | FAIL `plugin schedule raise unexpected error: …`, storage/outputs of the run discarded |
-//! | returned, outputs do not fit Outputs | FAIL `outputs validation error: …` | the same, storage/outputs kept |
-//! | returned after `wait_poll(s)` | POLL after `s` | POLL after `s` |
-//! | returned after `wait_callback()` | CALLBACK | CALLBACK |
-//! | returned | SUCCESS | SUCCESS |
+//! | `Next::Done(o)`, outputs do not fit Outputs | FAIL `outputs validation error: …` | the same, storage/outputs kept |
+//! | `Next::Poll(d)` | POLL after `d` | POLL after `d` |
+//! | `Next::Callback` | CALLBACK | CALLBACK |
+//! | `Next::Done(o)` | SUCCESS, outputs `o` then the other keys set so far | the same |
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -24,9 +25,9 @@ use serde_json::{Map, Value};
 use tracing::Instrument;
 
 use crate::callback::CallbackIssuer;
-use crate::context::{CallbackDelivery, Context, Wait};
+use crate::context::{CallbackDelivery, Context};
 use crate::model::{ModelShape, validate};
-use crate::plugin::Plugin;
+use crate::plugin::{self, Plugin};
 use crate::state::State;
 
 /// The schemas of one version's three models: in full (with `definitions`) as pydantic v1
@@ -106,7 +107,8 @@ impl StepInput {
 /// Why a step failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
-    /// The inputs do not fit the Inputs model.
+    /// The inputs do not fit the Inputs model (and perhaps the context does not fit either:
+    /// the message then has a `context validation error:` part too).
     InvalidInputs,
     /// The context does not fit the ContextInputs model.
     InvalidContext,
@@ -118,7 +120,8 @@ pub enum FailureKind {
     InvalidOutputs,
 }
 
-/// What happens next to the invocation.
+/// What happens next to the invocation, as the runtime sees it (the plugin's
+/// [`crate::Next`] plus the failures).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Next {
     /// Finished: SUCCESS.
@@ -203,18 +206,23 @@ async fn run_step_inner<P: Plugin>(
         outputs: input.outputs,
         executed: false,
     };
-    let inputs = match validate::<P::Inputs>(&input.inputs, &schemas.inputs_shape) {
-        Ok(v) => v,
-        Err(e) => {
+    // Both are validated before either is reported, so a caller sees every problem at once.
+    let inputs = validate::<P::Inputs>(&input.inputs, &schemas.inputs_shape);
+    let data = validate::<P::ContextInputs>(&input.context, &schemas.context_inputs_shape);
+    let (inputs, data) = match (inputs, data) {
+        (Ok(inputs), Ok(data)) => (inputs, data),
+        (Err(e), Ok(_)) => {
             let err = format!("inputs validation error: {e}");
             return fail_early(FailureKind::InvalidInputs, err, input);
         }
-    };
-    let data = match validate::<P::ContextInputs>(&input.context, &schemas.context_inputs_shape) {
-        Ok(v) => v,
-        Err(e) => {
+        (Ok(_), Err(e)) => {
             let err = format!("context validation error: {e}");
             return fail_early(FailureKind::InvalidContext, err, input);
+        }
+        (Err(inputs), Err(context)) => {
+            let err =
+                format!("inputs validation error: {inputs}\ncontext validation error: {context}");
+            return fail_early(FailureKind::InvalidInputs, err, input);
         }
     };
     let StepInput {
@@ -244,7 +252,7 @@ async fn run_step_inner<P: Plugin>(
     let result = AssertUnwindSafe(plugin.execute(inputs, &mut ctx))
         .catch_unwind()
         .await;
-    let (storage, outputs, wait) = ctx.into_parts();
+    let (storage, mut outputs) = ctx.into_parts();
     let (execute_failed, unexpected) = if first {
         (
             "plugin execute failed",
@@ -278,10 +286,14 @@ async fn run_step_inner<P: Plugin>(
                 err,
             }
         }
-        Ok(Ok(())) => match wait {
-            Wait::Poll(after) => Next::Poll(after),
-            Wait::Callback => Next::Callback,
-            Wait::Nothing => check_outputs::<P::Outputs>(&outputs, &schemas.outputs_shape),
+        Ok(Ok(plugin::Next::Poll(after))) => Next::Poll(after),
+        Ok(Ok(plugin::Next::Callback)) => Next::Callback,
+        Ok(Ok(plugin::Next::Done(done))) => match add_outputs(&mut outputs, &done) {
+            Ok(()) => check_outputs::<P::Outputs>(&outputs, &schemas.outputs_shape),
+            Err(err) => Next::Fail {
+                kind: FailureKind::InvalidOutputs,
+                err,
+            },
         },
     };
     StepOutcome {
@@ -289,6 +301,29 @@ async fn run_step_inner<P: Plugin>(
         storage,
         outputs,
         executed: true,
+    }
+}
+
+/// The typed outputs in the model's field order, followed by the other keys set so far with
+/// `set_output` (in the order they were set).
+fn add_outputs<O: serde::Serialize>(
+    outputs: &mut Map<String, Value>,
+    done: &O,
+) -> Result<(), String> {
+    match serde_json::to_value(done) {
+        Ok(Value::Object(mut map)) => {
+            for (key, value) in std::mem::take(outputs) {
+                if !map.contains_key(&key) {
+                    map.insert(key, value);
+                }
+            }
+            *outputs = map;
+            Ok(())
+        }
+        Ok(other) => Err(format!(
+            "outputs validation error: the outputs must be a JSON object, not {other}"
+        )),
+        Err(e) => Err(format!("outputs validation error: {e}")),
     }
 }
 
@@ -317,6 +352,7 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 #[allow(unreachable_pub)]
 mod tests {
     use super::*;
+    use super::{Next, plugin};
     use crate::callback::NoCallbacks;
     use crate::prelude::*;
     use serde_json::json;
@@ -340,32 +376,21 @@ mod tests {
 
     /// Behaves according to `mode`, so each rule can be driven by inputs.
     #[bk_plugin(version = "0.0.1", inputs = In, context_inputs = Ctx, outputs = Out)]
-    #[derive(Default)]
     pub struct Probe;
 
     impl Plugin for Probe {
         #[allow(clippy::panic)]
-        async fn execute(&self, inputs: In, ctx: &mut Context<Self>) -> Result<(), PluginError> {
+        async fn execute(&self, inputs: Self::Inputs, ctx: &mut Context<Self>) -> Step<Self> {
             ctx.store("seen", ctx.invoke_count())?;
             ctx.set_output("partial", true)?;
+            let seconds = u64::try_from(inputs.n).unwrap_or(0);
             match inputs.mode.as_str() {
-                "poll" => ctx.wait_poll(inputs.n),
-                "callback" => ctx.wait_callback(),
-                "poll_then_callback" => {
-                    ctx.wait_poll(1);
-                    ctx.wait_callback();
-                }
-                "callback_then_poll" => {
-                    ctx.wait_callback();
-                    ctx.wait_poll(2);
-                }
-                "error" => return Err(PluginError::new("nope")),
+                "poll" => Ok(plugin::Next::Poll(Duration::from_secs(seconds))),
+                "callback" => Ok(plugin::Next::Callback),
+                "error" => Err(PluginError::new("nope")),
                 "panic" => panic!("exploded"),
-                "bad_outputs" => ctx.set_output("total", "many")?,
-                "no_outputs" => {}
-                _ => ctx.set_outputs(&Out { total: inputs.n })?,
+                _ => Ok(plugin::Next::Done(Out { total: inputs.n })),
             }
-            Ok(())
         }
     }
 
@@ -422,6 +447,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn invalid_inputs_and_context_are_reported_together() {
+        let mut input = first(json!({"n": "x"}));
+        input.context = json!({"who": null});
+        let outcome = run(input).await;
+        assert_eq!(outcome.failure(), Some(FailureKind::InvalidInputs));
+        assert_eq!(
+            outcome.err(),
+            Some(
+                "inputs validation error: 1 validation error for In\nn\n  value is not a valid integer (type=type_error.integer)\n\
+                 context validation error: 1 validation error for Ctx\nwho\n  none is not an allowed value (type=type_error.none.not_allowed)"
+            )
+        );
+        assert!(!outcome.executed);
+    }
+
+    #[tokio::test]
     async fn returning_without_waiting_is_success_with_outputs() {
         let outcome = run(first(json!({"n": "4"}))).await;
         assert_eq!(outcome.state(), State::Success);
@@ -432,19 +473,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn wait_poll_is_poll_after_the_interval_and_negative_means_zero() {
+    async fn next_poll_is_poll_after_the_interval() {
         let outcome = run(first(json!({"n": 7, "mode": "poll"}))).await;
         assert_eq!(outcome.next, Next::Poll(Duration::from_secs(7)));
-        let outcome = run(first(json!({"n": -3, "mode": "poll"}))).await;
-        assert_eq!(outcome.next, Next::Poll(Duration::ZERO));
     }
 
     #[tokio::test]
-    async fn the_last_of_wait_poll_and_wait_callback_wins() {
-        let outcome = run(first(json!({"n": 0, "mode": "poll_then_callback"}))).await;
+    async fn next_callback_is_callback() {
+        let outcome = run(first(json!({"n": 0, "mode": "callback"}))).await;
         assert_eq!(outcome.next, Next::Callback);
-        let outcome = run(first(json!({"n": 0, "mode": "callback_then_poll"}))).await;
-        assert_eq!(outcome.next, Next::Poll(Duration::from_secs(2)));
+        assert_eq!(outcome.outputs.get("partial"), Some(&json!(true)));
     }
 
     #[tokio::test]
@@ -496,22 +534,43 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn success_with_outputs_that_do_not_fit_the_model_fails_naming_the_field() {
-        let outcome = run(first(json!({"n": 0, "mode": "bad_outputs"}))).await;
-        assert_eq!(outcome.failure(), Some(FailureKind::InvalidOutputs));
-        assert!(
-            outcome
-                .err()
-                .unwrap_or_default()
-                .contains("for Out\ntotal\n  value is not a valid integer")
-        );
-        let outcome = run(first(json!({"n": 0, "mode": "no_outputs"}))).await;
+    #[test]
+    fn outputs_that_do_not_fit_the_model_fail_naming_the_field() {
+        let shape = ModelShape::of::<Out>();
+        let wrong = json!({"total": "many"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let next = check_outputs::<Out>(&wrong, &shape);
         assert_eq!(
-            outcome.err(),
-            Some(
-                "outputs validation error: 1 validation error for Out\ntotal\n  field required (type=value_error.missing)"
-            )
+            next,
+            Next::Fail {
+                kind: FailureKind::InvalidOutputs,
+                err: "outputs validation error: 1 validation error for Out\ntotal\n  value is not a valid integer (type=type_error.integer)".into()
+            }
+        );
+    }
+
+    #[test]
+    fn typed_outputs_come_first_and_the_outputs_set_so_far_stay() {
+        let mut outputs = json!({"partial": 1, "total": 0})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(add_outputs(&mut outputs, &Out { total: 9 }), Ok(()));
+        let keys: Vec<_> = outputs.keys().cloned().collect();
+        assert_eq!(
+            keys,
+            ["total", "partial"],
+            "model fields first, then the others"
+        );
+        assert_eq!(
+            Value::Object(outputs.clone()),
+            json!({"partial": 1, "total": 9})
+        );
+        assert_eq!(
+            add_outputs(&mut outputs, &"text"),
+            Err("outputs validation error: the outputs must be a JSON object, not \"text\"".into())
         );
     }
 

@@ -10,8 +10,10 @@ extern crate self as bk_plugin_core;
 
 pub mod callback;
 pub mod coerce;
+pub mod constraint;
 pub mod context;
 pub mod executor;
+pub mod field;
 pub mod form;
 pub mod meta;
 pub mod model;
@@ -24,19 +26,38 @@ pub mod version;
 
 pub use bk_plugin_macros::{bk_plugin, context_inputs, inputs, outputs};
 pub use callback::{CallbackIssuer, CallbackPreparation, IssueCallbackError};
-pub use context::{CallbackDelivery, Context};
+pub use context::{CallbackDelivery, Context, Run};
 pub use meta::{PluginMeta, ScopeRule};
+#[doc(hidden)]
+pub use model::assert_model;
 pub use model::{Empty, Model, ModelShape, PluginCallbackInfo, ValidationError};
-pub use plugin::{Plugin, PluginError, PluginModels};
+#[doc(hidden)]
+pub use plugin::{BuildPlugin, assert_plugin};
+pub use plugin::{Next, Plugin, PluginError, PluginModels, Step};
 pub use registry::{PluginVersion, Registry, RegistryError};
 pub use state::State;
 
-/// What a plugin module usually needs, in one import.
+/// What a plugin module needs, in one import: the macros and types of a declaration, JSON
+/// (`json!`, `Value`, `Map`), `Duration` for waiting, `tracing` for logging (every line is
+/// tagged with the trace id) and the test [`Harness`](crate::testing::Harness).
 pub mod prelude {
+    pub use crate::testing::{Harness, HarnessError};
     pub use crate::{
-        Context, Empty, Plugin, PluginCallbackInfo, PluginError, State, bk_plugin, context_inputs,
-        inputs, outputs,
+        Context, Empty, Next, Plugin, PluginCallbackInfo, PluginError, Run, State, Step, bk_plugin,
+        context_inputs, inputs, outputs,
     };
+    pub use serde_json::{self, Map, Value, json};
+    pub use std::time::Duration;
+    pub use tracing;
+}
+
+/// The crates behind models, re-exported: the code `#[inputs]`, `#[context_inputs]` and
+/// `#[outputs]` generates reaches them here (so an author's Cargo.toml needs only the framework),
+/// and compiler messages about a model name these paths.
+pub mod deps {
+    pub use schemars;
+    pub use serde;
+    pub use serde_json;
 }
 
 /// Re-exports used by the code our macros generate. Not part of the public API.
@@ -47,9 +68,4 @@ pub mod __private {
     pub use schemars;
     pub use serde;
     pub use serde_json;
-
-    /// Used by generated code to check at compile time that a type is a usable model.
-    pub const fn assert_model<T: crate::Model>() {}
-    /// Used by generated code to check at compile time that the plugin type implements `Plugin`.
-    pub const fn assert_plugin<T: crate::Plugin>() {}
 }

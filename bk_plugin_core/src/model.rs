@@ -156,6 +156,10 @@ pub fn validate<T: DeserializeOwned>(
     })
 }
 
+/// Used by the code `#[bk_plugin]` generates to check, on the author's type, that a type named
+/// as `inputs`, `context_inputs` or `outputs` is a model.
+pub const fn assert_model<T: Model>() {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

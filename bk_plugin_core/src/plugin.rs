@@ -1,6 +1,7 @@
 //! The `Plugin` trait an author implements, and the plugin error type.
 
 use std::future::Future;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -17,6 +18,24 @@ pub trait PluginModels: Send + Sync + Sized + 'static {
     /// What the plugin promises to return as `outputs` when it succeeds.
     type Outputs: Model;
 }
+
+/// What happens after this run of `execute`: the invocation is done, or waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next<O> {
+    /// Finished with these outputs (SUCCESS): the model's fields in order, then any other key
+    /// set with [`Context::set_output`] in this run or an earlier one. The whole must fit the
+    /// Outputs model.
+    Done(O),
+    /// Run `execute` again after this long (POLL; Python's `self.wait_poll(seconds)`).
+    Poll(Duration),
+    /// Run `execute` again when the URL of [`Context::prepare_callback`] is posted (CALLBACK;
+    /// Python's `self.wait_callback()`).
+    Callback,
+}
+
+/// What `execute` returns: what happens next, or a failure the plugin reports (Python's
+/// `self.Error`). `Step<Self>` in every plugin.
+pub type Step<P> = Result<Next<<P as PluginModels>::Outputs>, PluginError>;
 
 /// One plugin version's behaviour.
 ///
@@ -35,24 +54,24 @@ pub trait PluginModels: Send + Sync + Sized + 'static {
 /// }
 ///
 /// #[bk_plugin(version = "1.0.0", desc = "greets", inputs = Inputs, outputs = Outputs)]
-/// #[derive(Default)]
 /// pub struct Greeter;
 ///
 /// impl Plugin for Greeter {
-///     async fn execute(&self, inputs: Inputs, ctx: &mut Context<Self>) -> Result<(), PluginError> {
-///         ctx.set_outputs(&Outputs { greeting: format!("hello, {}", inputs.name) })
+///     async fn execute(&self, inputs: Self::Inputs, _: &mut Context<Self>) -> Step<Self> {
+///         Ok(Next::Done(Outputs { greeting: format!("hello, {}", inputs.name) }))
 ///     }
 /// }
 /// ```
 pub trait Plugin: PluginModels {
-    /// Runs once per step: the first time with state EMPTY, then again after every
-    /// `wait_poll` / `wait_callback`. Return `Err` for a failure the plugin understands
-    /// (Python's `self.Error`); a panic is caught and reported as an unexpected error.
+    /// Runs once per step: first with [`crate::Run::First`], then again after every
+    /// [`Next::Poll`] / [`Next::Callback`] it returned. Return `Err` for a failure the plugin
+    /// understands (Python's `self.Error`); a panic is caught and reported as an unexpected
+    /// error.
     fn execute(
         &self,
         inputs: Self::Inputs,
         ctx: &mut Context<Self>,
-    ) -> impl Future<Output = Result<(), PluginError>> + Send;
+    ) -> impl Future<Output = Step<Self>> + Send;
 
     /// Per-field UI hints (Python's `InputsForm`), merged into `inputs.properties[field]` of
     /// `detail`: field name -> an object such as `{"ui:component": {"name": "bk-select"}}`.
@@ -93,3 +112,24 @@ impl<E: std::error::Error> From<E> for PluginError {
         Self::new(error.to_string())
     }
 }
+
+/// How the code `#[bk_plugin]` generates builds a plugin type that is not a unit struct and
+/// names no `init`: with its `Default`. Not meant to be implemented by hand.
+#[diagnostic::on_unimplemented(
+    message = "the plugin type `{Self}` cannot be built: it is not a unit struct and does not implement `Default`",
+    label = "derive or implement `Default`, or name a constructor with #[bk_plugin(init = path)]"
+)]
+pub trait BuildPlugin: Sized {
+    /// The instance the runtime uses.
+    fn build() -> Self;
+}
+
+impl<T: Default> BuildPlugin for T {
+    fn build() -> Self {
+        T::default()
+    }
+}
+
+/// Used by the code `#[bk_plugin]` generates to check, on the author's type name, that the
+/// plugin type implements `Plugin`.
+pub const fn assert_plugin<T: Plugin>() {}

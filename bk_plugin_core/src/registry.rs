@@ -110,6 +110,20 @@ pub enum RegistryError {
         /// Its error.
         message: String,
     },
+    /// A model's schema has a keyword validation would not enforce (a hand-written `JsonSchema`).
+    #[error(
+        "plugin {type_name} (version {version}): the schema of its {model} publishes what validation does not check ({keywords}); remove it from the model's JsonSchema"
+    )]
+    UnenforcedKeyword {
+        /// The plugin type.
+        type_name: String,
+        /// Its version.
+        version: String,
+        /// Which model: `inputs`, `context_inputs` or `outputs`.
+        model: &'static str,
+        /// Where and which, `location: keyword`, comma-separated.
+        keywords: String,
+    },
     /// `enable_plugin_callback` without a `plugin_callback_info` context input.
     #[error(
         "plugin {type_name} (version {version}) enables plugin callback but its ContextInputs has no `plugin_callback_info` field"
@@ -151,6 +165,21 @@ impl PluginVersion {
             message,
         })?;
         let schemas = plugin.schemas();
+        for (model, schema) in [
+            ("inputs", &schemas.inputs),
+            ("context_inputs", &schemas.context_inputs),
+            ("outputs", &schemas.outputs),
+        ] {
+            let keywords = crate::constraint::unenforced_keywords(schema);
+            if !keywords.is_empty() {
+                return Err(RegistryError::UnenforcedKeyword {
+                    type_name: record.type_name.to_string(),
+                    version: record.version.to_string(),
+                    model,
+                    keywords: keywords.join(", "),
+                });
+            }
+        }
         if record.enable_plugin_callback
             && schemas.context_inputs["properties"]
                 .get("plugin_callback_info")
@@ -353,8 +382,8 @@ mod tests {
     }
 
     impl Plugin for Formed {
-        async fn execute(&self, _: FormInputs, _: &mut Context<Self>) -> Result<(), PluginError> {
-            Ok(())
+        async fn execute(&self, _: Self::Inputs, _: &mut Context<Self>) -> Step<Self> {
+            Ok(Next::Done(Empty {}))
         }
 
         fn inputs_form() -> Map<String, Value> {
@@ -422,6 +451,57 @@ mod tests {
                 && warnings[0].contains("$.atoms[\"my-app\"]"),
             "{}",
             warnings[0]
+        );
+    }
+
+    /// A hand-written schema publishing a keyword that validation does not enforce.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    pub struct Promising {}
+
+    impl schemars::JsonSchema for Promising {
+        fn schema_name() -> std::borrow::Cow<'static, str> {
+            "Promising".into()
+        }
+
+        fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+            schemars::json_schema!({"type": "object", "properties": {}, "minProperties": 1})
+        }
+    }
+
+    #[derive(Default)]
+    pub struct Promises;
+
+    impl PluginModels for Promises {
+        type Inputs = Promising;
+        type ContextInputs = Empty;
+        type Outputs = Empty;
+    }
+
+    impl Plugin for Promises {
+        async fn execute(&self, _: Promising, _: &mut Context<Self>) -> Step<Self> {
+            Ok(Next::Done(Empty {}))
+        }
+    }
+
+    fn build_promises() -> Result<Box<dyn ErasedPlugin>, String> {
+        Ok(erase(Promises))
+    }
+
+    static PROMISES: PluginRecord = PluginRecord {
+        build: build_promises,
+        ..record("4.0.0", "crate::Promises", false)
+    };
+
+    #[test]
+    fn a_model_publishing_an_unenforced_keyword_is_refused_at_start() {
+        let err = Registry::from_records([&PROMISES, &A])
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "plugin crate::Promises (version 4.0.0): the schema of its inputs publishes what validation does not check (__root__: minProperties); remove it from the model's JsonSchema"
+            )
         );
     }
 

@@ -203,13 +203,32 @@ fn unwrap_nullable(map: &mut Map<String, Value>) {
     }
 }
 
-/// Orders keys as pydantic writes them: `title`, `description`, `default`, then the rest.
+/// The constraint keywords `#[field(...)]` publishes, in the order pydantic writes them.
+const CONSTRAINT_ORDER: [&str; 11] = [
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minimum",
+    "maximum",
+    "multipleOf",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+];
+
+/// Orders keys as pydantic writes them: `title`, `description`, `default`, the constraints, then
+/// the rest.
 fn pydantic_order(mut map: Map<String, Value>, title: Option<Value>) -> Map<String, Value> {
     let mut out = Map::with_capacity(map.len() + 1);
     if let Some(title) = title {
         out.insert("title".into(), title);
     }
-    for key in ["description", "default"] {
+    for key in ["description", "default"]
+        .into_iter()
+        .chain(CONSTRAINT_ORDER)
+    {
         if let Some(value) = map.remove(key) {
             out.insert(key.into(), value);
         }

@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 pub enum State {
     /// The first run of `execute`.
     Empty = 1,
-    /// `wait_poll` was called: `execute` runs again after the interval.
+    /// `execute` returned `Next::Poll`: it runs again after the interval.
     Poll = 2,
-    /// `wait_callback` was called: `execute` runs again when the callback URL is posted.
+    /// `execute` returned `Next::Callback`: it runs again when the callback URL is posted.
     Callback = 3,
-    /// `execute` returned without error and without waiting. Terminal.
+    /// `execute` returned `Next::Done` and the outputs fit. Terminal.
     Success = 4,
     /// `execute` failed, or the runtime could not go on. Terminal.
     Fail = 5,

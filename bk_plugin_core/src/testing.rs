@@ -1,36 +1,43 @@
-//! A test harness for plugin authors: drive one version through EMPTY -> POLL -> CALLBACK ->
-//! terminal in-process, with no server and no database, and inspect every step.
+//! A test harness for plugin authors: drive one version through its runs (first, poll,
+//! callback) in-process, with no server and no database, and inspect every step.
+//!
+//! Every step returns `Result<_, HarnessError>`, so a test written with `?` stops at a step
+//! that could not run (a `poll` while the plugin waits for a callback, say) instead of
+//! carrying on; a step whose plugin *failed* is `Ok` and shows in [`Harness::state`] and
+//! [`Harness::err`].
 //!
 //! ```
 //! use bk_plugin_core::prelude::*;
-//! use bk_plugin_core::testing::Harness;
-//! use serde_json::json;
 //!
 //! #[inputs]
-//! pub struct Inputs { pub rounds: i64 }
+//! pub struct Inputs {
+//!     pub rounds: u32,
+//! }
 //!
 //! #[bk_plugin(version = "1.0.0", inputs = Inputs)]
-//! #[derive(Default)]
 //! pub struct Waiter;
 //!
 //! impl Plugin for Waiter {
-//!     async fn execute(&self, inputs: Inputs, ctx: &mut Context<Self>) -> Result<(), PluginError> {
-//!         if i64::from(ctx.invoke_count()) <= inputs.rounds {
-//!             ctx.wait_poll(5);
+//!     async fn execute(&self, inputs: Self::Inputs, ctx: &mut Context<Self>) -> Step<Self> {
+//!         if ctx.invoke_count() <= inputs.rounds {
+//!             return Ok(Next::Poll(Duration::from_secs(5)));
 //!         }
-//!         Ok(())
+//!         Ok(Next::Done(Empty {}))
 //!     }
 //! }
 //!
-//! # tokio_test();
-//! # fn tokio_test() { let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-//! # rt.block_on(async {
-//! let mut harness = Harness::new(Waiter);
-//! harness.invoke(json!({"rounds": "1"}), json!({})).await;
-//! assert_eq!(harness.state(), State::Poll);
-//! harness.poll().await.unwrap();
-//! assert_eq!(harness.state(), State::Success);
-//! # }); }
+//! async fn waits_one_round() -> Result<(), HarnessError> {
+//!     let mut harness = Harness::new(Waiter);
+//!     harness.invoke(json!({"rounds": "1"}), json!({})).await?;
+//!     assert_eq!(harness.state(), State::Poll);
+//!     assert_eq!(harness.poll_interval(), Some(Duration::from_secs(5)));
+//!     harness.poll().await?;
+//!     assert_eq!(harness.state(), State::Success);
+//!     Ok(())
+//! }
+//! # let rt = tokio::runtime::Builder::new_current_thread().build();
+//! # let Ok(rt) = rt else { return };
+//! # assert_eq!(rt.block_on(waits_one_round()), Ok(()));
 //! ```
 
 use std::sync::{Arc, Mutex};
@@ -44,12 +51,15 @@ use crate::executor::{ModelSchemas, Next, StepInput, StepOutcome, run_step};
 use crate::plugin::Plugin;
 use crate::state::State;
 
-/// Why the harness refused a step.
+/// Why the harness refused a step, or could not read what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HarnessError {
     /// `poll` or `callback` before `invoke`.
     #[error("invoke first")]
     NotInvoked,
+    /// `invoke` a second time: one harness drives one invocation (make another harness).
+    #[error("this harness has already invoked; use a new Harness for another invocation")]
+    AlreadyInvoked,
     /// The invocation is not in the state this step needs.
     #[error("the invocation is in state {actual}, not {expected}")]
     WrongState {
@@ -61,6 +71,9 @@ pub enum HarnessError {
     /// `callback` with no prepared callback to answer.
     #[error("the plugin has not prepared a callback")]
     NoPreparedCallback,
+    /// `typed_outputs` when the outputs so far do not fit the Outputs model.
+    #[error("the outputs do not fit the Outputs model: {0}")]
+    Outputs(String),
 }
 
 #[derive(Default)]
@@ -113,7 +126,14 @@ impl<P: Plugin> Harness<P> {
     }
 
     /// Runs the first step with these `inputs` and `context`, as `POST invoke` would.
-    pub async fn invoke(&mut self, inputs: Value, context: Value) -> &StepOutcome {
+    pub async fn invoke(
+        &mut self,
+        inputs: Value,
+        context: Value,
+    ) -> Result<&StepOutcome, HarnessError> {
+        if self.state.is_some() {
+            return Err(HarnessError::AlreadyInvoked);
+        }
         self.inputs = inputs;
         self.context = context;
         let input = StepInput::first(
@@ -121,7 +141,7 @@ impl<P: Plugin> Harness<P> {
             self.inputs.clone(),
             self.context.clone(),
         );
-        self.step(input).await
+        Ok(self.step(input).await)
     }
 
     /// Runs the POLL re-run (without waiting for the interval).
@@ -131,7 +151,8 @@ impl<P: Plugin> Harness<P> {
         Ok(self.step(input).await)
     }
 
-    /// Delivers `data` to the callback the plugin prepared last and runs the CALLBACK re-run.
+    /// Delivers `data` to the callback the plugin prepared last and runs the CALLBACK re-run
+    /// (see [`Harness::callback_with_id`] for another id).
     pub async fn callback(&mut self, data: Value) -> Result<&StepOutcome, HarnessError> {
         let id = self
             .prepared_callbacks()
@@ -166,9 +187,21 @@ impl<P: Plugin> Harness<P> {
         &self.outputs
     }
 
+    /// The persisted outputs as the typed Outputs model (after SUCCESS they always fit).
+    pub fn typed_outputs(&self) -> Result<P::Outputs, HarnessError> {
+        serde_json::from_value(Value::Object(self.outputs.clone()))
+            .map_err(|e| HarnessError::Outputs(e.to_string()))
+    }
+
     /// The persisted storage.
     pub fn storage(&self) -> &Map<String, Value> {
         &self.storage
+    }
+
+    /// Overwrites one storage key before the next re-run, e.g. to test how a version reads
+    /// storage an earlier build of it wrote.
+    pub fn set_storage(&mut self, key: &str, value: Value) {
+        self.storage.insert(key.to_string(), value);
     }
 
     /// The `err` of the last step, if it failed.

@@ -106,6 +106,53 @@ pub struct Lists {
     pub extra: serde_json::Map<String, Value>,
 }
 
+#[inputs]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Fast,
+    Slow,
+}
+
+#[inputs]
+pub struct RetryOptions {
+    #[field(default = 3)]
+    pub retries: i64,
+    #[field(default = 1.5)]
+    pub backoff: f64,
+    #[field(default = Mode::Fast)]
+    pub mode: Mode,
+    #[field(default = vec!["a".to_string()])]
+    pub labels: Vec<String>,
+    pub note: Option<String>,
+}
+
+#[inputs]
+pub struct WithDefaults {
+    pub name: String,
+    #[field(default)]
+    pub options: RetryOptions,
+}
+
+#[inputs]
+pub struct Constrained {
+    #[field(ge = 1, le = 10, multiple_of = 2)]
+    pub n: i64,
+    #[field(default = 1.0, gt = 0, lt = 1.5)]
+    pub f: f64,
+    #[field(default = "ab", min_length = 2, max_length = 4, regex = "^a")]
+    pub s: String,
+    #[field(default = vec![1], min_items = 1, max_items = 3, unique_items)]
+    pub l: Vec<i64>,
+    #[field(ge = 0)]
+    pub o: Option<i64>,
+    #[field(
+        regex = r"^[a-z][a-z0-9_]*$",
+        max_length = 32,
+        description = "plugin code"
+    )]
+    pub code: String,
+}
+
 #[test]
 fn flat_model_matches_pydantic() {
     assert_eq!(model_schema::<Flat>(), expected("flat"));
@@ -139,4 +186,34 @@ fn doc_comments_become_descriptions_and_titles_can_be_given() {
 #[test]
 fn lists_of_models_lists_of_lists_and_maps_match_pydantic() {
     assert_eq!(model_schema::<Lists>(), expected("lists"));
+}
+
+#[test]
+fn a_defaulted_nested_model_publishes_its_field_defaults() {
+    let ours = model_schema::<WithDefaults>();
+    assert_eq!(ours, expected("nested_defaults"));
+    // Key order too, within each property (`detail` is read as text by some callers).
+    let golden = expected("nested_defaults");
+    assert_eq!(
+        ours["properties"].to_string(),
+        golden["properties"].to_string()
+    );
+}
+
+#[test]
+fn the_model_default_is_made_of_the_field_defaults() {
+    let default = serde_json::to_value(RetryOptions::default()).unwrap_or_default();
+    let published = &expected("nested_defaults")["properties"]["options"]["default"];
+    assert_eq!(&default, published);
+}
+
+#[test]
+fn constraints_are_published_as_pydantic_publishes_them() {
+    let ours = model_schema::<Constrained>();
+    assert_eq!(ours, expected("constraints"));
+    let golden = expected("constraints");
+    assert_eq!(
+        ours["properties"].to_string(),
+        golden["properties"].to_string()
+    );
 }

@@ -2,7 +2,7 @@
 
 use proc_macro2::TokenStream;
 use syn::spanned::Spanned;
-use syn::{Expr, Fields, Item, LitBool, LitStr, Type};
+use syn::{Expr, Item, LitBool, LitStr, Type};
 
 use crate::attr::{Arg, bool_literal, combine, parse_args, string_literal, type_path};
 
@@ -120,60 +120,6 @@ impl PluginDecl {
     }
 }
 
-/// One field's `#[field(...)]` settings.
-pub(crate) struct FieldSettings {
-    pub(crate) ident: syn::Ident,
-    pub(crate) ty: Type,
-    pub(crate) title: Option<LitStr>,
-    pub(crate) description: Option<LitStr>,
-    /// `Some(None)` for a bare `default`, `Some(Some(expr))` for `default = expr`.
-    pub(crate) default: Option<Option<Expr>>,
-}
-
-const FIELD_KEYS: &str = "title, description, default";
-
-/// Parses a model item (struct or enum) and takes its `#[field]` attributes out of it, even on
-/// error, so that the item can be emitted unchanged beside the errors.
-pub(crate) fn parse_model(
-    kind: &str,
-    args: TokenStream,
-    item: &mut Item,
-) -> syn::Result<Vec<FieldSettings>> {
-    let mut errors = None;
-    if !args.is_empty() {
-        combine(
-            &mut errors,
-            syn::Error::new_spanned(&args, format!("#[{kind}] takes no arguments")),
-        );
-    }
-    let mut settings = Vec::new();
-    match item {
-        Item::Struct(s) => {
-            if let Fields::Named(named) = &mut s.fields {
-                for field in named.named.iter_mut() {
-                    match take_field_settings(field) {
-                        Ok(Some(found)) => settings.push(found),
-                        Ok(None) => {}
-                        Err(e) => combine(&mut errors, e),
-                    }
-                }
-            }
-        }
-        Item::Enum(_) => {}
-        other => combine(
-            &mut errors,
-            syn::Error::new(
-                item_keyword_span(other),
-                format!("#[{kind}] goes on a struct or an enum (a model)"),
-            ),
-        ),
-    }
-    match errors {
-        Some(e) => Err(e),
-        None => Ok(settings),
-    }
-}
-
 /// The span of an item's keyword (`fn`, `enum`, ...), where a misplaced attribute is reported.
 pub(crate) fn item_keyword_span(item: &Item) -> proc_macro2::Span {
     match item {
@@ -187,88 +133,5 @@ pub(crate) fn item_keyword_span(item: &Item) -> proc_macro2::Span {
         Item::Mod(m) => m.mod_token.span,
         Item::Enum(e) => e.enum_token.span,
         other => other.span(),
-    }
-}
-
-fn take_field_settings(field: &mut syn::Field) -> syn::Result<Option<FieldSettings>> {
-    let mut found = None;
-    let mut errors = None;
-    let mut kept = Vec::new();
-    for attr in field.attrs.drain(..) {
-        if !attr.path().is_ident("field") {
-            kept.push(attr);
-            continue;
-        }
-        let Some(ident) = field.ident.clone() else {
-            continue;
-        };
-        let settings = found.get_or_insert_with(|| FieldSettings {
-            ident,
-            ty: field.ty.clone(),
-            title: None,
-            description: None,
-            default: None,
-        });
-        if let Err(e) = parse_field_attr(&attr, settings) {
-            combine(&mut errors, e);
-        }
-    }
-    field.attrs = kept;
-    match errors {
-        Some(e) => Err(e),
-        None => Ok(found),
-    }
-}
-
-fn parse_field_attr(attr: &syn::Attribute, settings: &mut FieldSettings) -> syn::Result<()> {
-    let mut errors = None;
-    attr.parse_nested_meta(|meta| {
-        let Some(key) = meta.path.get_ident().cloned() else {
-            return Err(meta.error("expected a plain name"));
-        };
-        let name = key.to_string();
-        let duplicate =
-            || syn::Error::new(key.span(), format!("duplicate field attribute `{name}`"));
-        match name.as_str() {
-            "title" | "description" => {
-                let value: LitStr = meta.value()?.parse()?;
-                let slot = if name == "title" {
-                    &mut settings.title
-                } else {
-                    &mut settings.description
-                };
-                if slot.is_some() {
-                    combine(&mut errors, duplicate());
-                }
-                *slot = Some(value);
-            }
-            "default" => {
-                if settings.default.is_some() {
-                    combine(&mut errors, duplicate());
-                }
-                settings.default = Some(if meta.input.peek(syn::Token![=]) {
-                    Some(meta.value()?.parse::<Expr>()?)
-                } else {
-                    None
-                });
-            }
-            _ => {
-                combine(
-                    &mut errors,
-                    syn::Error::new(
-                        key.span(),
-                        format!("unknown field attribute `{name}` (expected one of: {FIELD_KEYS})"),
-                    ),
-                );
-                if meta.input.peek(syn::Token![=]) {
-                    meta.value()?.parse::<Expr>()?;
-                }
-            }
-        }
-        Ok(())
-    })?;
-    match errors {
-        Some(e) => Err(e),
-        None => Ok(()),
     }
 }

@@ -1,10 +1,10 @@
 //! Code generation, after parsing and validation succeeded.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::ast::{FieldSettings, PluginDecl, parse_model};
+use crate::ast::PluginDecl;
 use crate::paths::framework;
 use crate::valid::check_plugin;
 
@@ -92,9 +92,9 @@ fn expand_plugin(decl: &PluginDecl) -> TokenStream {
     let model_checks = [&decl.inputs, &decl.context_inputs, &decl.outputs]
         .into_iter()
         .flatten()
-        .map(|ty| quote_spanned!(ty.span()=> const _: () = __bkp::assert_model::<#ty>();));
+        .map(|ty| quote_spanned!(ty.span()=> const _: () = #root::assert_model::<#ty>();));
     let plugin_check =
-        quote_spanned!(ident.span()=> const _: () = __bkp::assert_plugin::<#ident>(););
+        quote_spanned!(ident.span()=> const _: () = #root::assert_plugin::<#ident>(););
     let build = match &decl.init {
         Some(init) => quote_spanned!(init.span()=>
             match #init() {
@@ -102,11 +102,16 @@ fn expand_plugin(decl: &PluginDecl) -> TokenStream {
                 ::core::result::Result::Err(error) => ::core::result::Result::Err(::std::string::ToString::to_string(&error)),
             }
         ),
+        // A unit struct is its own value; any other struct is built with `Default` (a missing
+        // impl is reported on the author's type name).
+        None if matches!(item.fields, syn::Fields::Unit) => quote_spanned!(ident.span()=>
+            ::core::result::Result::Ok(__bkp::erase::<#ident>(#ident))
+        ),
         None => quote_spanned!(ident.span()=>
-            ::core::result::Result::Ok(__bkp::erase::<#ident>(<#ident as ::core::default::Default>::default()))
+            ::core::result::Result::Ok(__bkp::erase::<#ident>(<#ident as #root::BuildPlugin>::build()))
         ),
     };
-    let form = form_tokens(&version.value());
+    let form = crate::forms::form_tokens(version);
     let callback_timeout = decl
         .callback_timeout
         .as_ref()
@@ -143,102 +148,6 @@ fn expand_plugin(decl: &PluginDecl) -> TokenStream {
                 }
             }
         };
-    }
-}
-
-/// `Some(include_str!(".../forms/<version>/form.js"))` when the author's project has that file.
-fn form_tokens(version: &str) -> TokenStream {
-    let Ok(dir) = std::env::var("CARGO_MANIFEST_DIR") else {
-        return quote!(::core::option::Option::None);
-    };
-    let path = std::path::Path::new(&dir)
-        .join("forms")
-        .join(version)
-        .join("form.js");
-    if !path.is_file() {
-        return quote!(::core::option::Option::None);
-    }
-    let path = path.to_string_lossy().into_owned();
-    quote!(::core::option::Option::Some(::core::include_str!(#path)))
-}
-
-/// `#[inputs]`, `#[context_inputs]`, `#[outputs]`.
-pub(crate) fn model(kind: &str, args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut parsed: syn::Item = match syn::parse2(item.clone()) {
-        Ok(i) => i,
-        Err(e) => return e.to_compile_error(),
-    };
-    let fields = match parse_model(kind, args, &mut parsed) {
-        Ok(fields) => fields,
-        Err(e) => {
-            let error = e.to_compile_error();
-            return quote!(#parsed #error);
-        }
-    };
-    expand_model(&mut parsed, &fields)
-}
-
-fn expand_model(item: &mut syn::Item, fields: &[FieldSettings]) -> TokenStream {
-    let root = framework();
-    let (ident, attrs) = match item {
-        syn::Item::Struct(s) => (s.ident.clone(), &mut s.attrs),
-        syn::Item::Enum(e) => (e.ident.clone(), &mut e.attrs),
-        _ => return quote!(#item),
-    };
-    let serde_crate = format!("{root}::__private::serde").replace(' ', "");
-    let schemars_crate = format!("{root}::__private::schemars").replace(' ', "");
-    let derive: syn::Attribute = syn::parse_quote!(
-        #[derive(#root::__private::serde::Serialize, #root::__private::serde::Deserialize, #root::__private::schemars::JsonSchema)]
-    );
-    let serde_attr: syn::Attribute = syn::parse_quote!(#[serde(crate = #serde_crate)]);
-    let schemars_attr: syn::Attribute = syn::parse_quote!(#[schemars(crate = #schemars_crate)]);
-    attrs.insert(0, schemars_attr);
-    attrs.insert(0, serde_attr);
-    attrs.insert(0, derive);
-
-    let mut default_fns = Vec::new();
-    if let syn::Item::Struct(s) = item {
-        for field in s.fields.iter_mut() {
-            let Some(settings) = fields
-                .iter()
-                .find(|f| Some(&f.ident) == field.ident.as_ref())
-            else {
-                continue;
-            };
-            if let Some(title) = &settings.title {
-                field
-                    .attrs
-                    .push(syn::parse_quote!(#[schemars(title = #title)]));
-            }
-            if let Some(description) = &settings.description {
-                field
-                    .attrs
-                    .push(syn::parse_quote!(#[schemars(description = #description)]));
-            }
-            match &settings.default {
-                None => {}
-                Some(None) => field.attrs.push(syn::parse_quote!(#[serde(default)])),
-                Some(Some(expr)) => {
-                    let fn_ident = format_ident!("__bkp_default_{}_{}", ident, settings.ident);
-                    let fn_name = fn_ident.to_string();
-                    let ty = &settings.ty;
-                    default_fns.push(quote_spanned! {expr.span()=>
-                        #[doc(hidden)]
-                        #[allow(non_snake_case)]
-                        fn #fn_ident() -> #ty {
-                            ::core::convert::Into::into(#expr)
-                        }
-                    });
-                    field
-                        .attrs
-                        .push(syn::parse_quote!(#[serde(default = #fn_name)]));
-                }
-            }
-        }
-    }
-    quote! {
-        #item
-        #(#default_fns)*
     }
 }
 

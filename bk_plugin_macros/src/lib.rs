@@ -4,17 +4,23 @@
 //!   outputs = T, enable_plugin_callback = true, init = path)]` on a plugin struct: checks the
 //!   declaration, implements `PluginModels` and registers the version at link time.
 //! - `#[inputs]`, `#[context_inputs]`, `#[outputs]` on a model struct or enum: derive serde and
-//!   JSON Schema, and translate `#[field(title = "...", description = "...", default = expr)]`.
+//!   JSON Schema, implement `Default` from the field defaults, and translate `#[field(title =
+//!   "...", description = "...", default = expr, ge = 1, max_length = 64, regex = "...", ...)]`
+//!   (pydantic's `Field` constraints, published and enforced).
 //!
-//! Each macro parses into a typed AST (`ast`, `attr`), validates (`valid`), then generates
-//! (`expand`). On any error the author's item is emitted unchanged beside `compile_error!`s, so
-//! the rest of the crate keeps compiling and every mistake is reported at once.
+//! Each macro parses into a typed AST (`ast`, `attr`, `field`), validates (`valid`, `field`),
+//! then generates (`expand`, `model`, `forms`). On any error the author's item is still emitted
+//! (a model with its derives and the settings that parsed) beside `compile_error!`s, so the rest
+//! of the crate keeps compiling and every mistake is reported at once, once.
 
 use proc_macro::TokenStream;
 
 mod ast;
 mod attr;
 mod expand;
+mod field;
+mod forms;
+mod model;
 mod paths;
 mod valid;
 
@@ -27,17 +33,17 @@ pub fn bk_plugin(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Declares the Inputs model of a plugin version (or a nested model used inside it).
 #[proc_macro_attribute]
 pub fn inputs(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::model("inputs", args.into(), item.into()).into()
+    model::expand("inputs", args.into(), item.into()).into()
 }
 
 /// Declares the ContextInputs model of a plugin version (or a nested model used inside it).
 #[proc_macro_attribute]
 pub fn context_inputs(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::model("context_inputs", args.into(), item.into()).into()
+    model::expand("context_inputs", args.into(), item.into()).into()
 }
 
 /// Declares the Outputs model of a plugin version (or a nested model used inside it).
 #[proc_macro_attribute]
 pub fn outputs(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::model("outputs", args.into(), item.into()).into()
+    model::expand("outputs", args.into(), item.into()).into()
 }

@@ -19,7 +19,8 @@
 //! What this crate promises, and all it exports: [`Server`] and [`run`]; the data APIs
 //! ([`PluginApis`], [`ApiRequest`], [`ApiMethod`], [`ApiGroup`], [`HandlerError`]); the
 //! authoring API of `bk_plugin_core`, re-exported item by item (the attribute macros, [`Plugin`],
-//! [`Context`], the model types, [`State`], [`prelude`], [`testing`]); and `serde_json` and
+//! [`Step`], [`Next`], [`Context`], the model types and [`field`] defaults, [`State`],
+//! [`prelude`], [`testing`], [`deps`]); and `serde_json` and
 //! `tracing`, so that a plugin needs no other dependency. Every module of the runtime is
 //! private: its internals are no semver promise (see `docs/architecture.md`).
 
@@ -31,6 +32,7 @@ mod bootstrap;
 mod cli;
 mod config;
 mod deploy;
+mod drivers;
 mod error;
 mod http_client;
 mod inspect;
@@ -47,20 +49,24 @@ mod token;
 mod worker;
 
 pub use bk_plugin_core::{
-    CallbackDelivery, CallbackPreparation, Context, Empty, Model, ModelShape, Plugin,
-    PluginCallbackInfo, PluginError, PluginModels, State, ValidationError, bk_plugin,
-    context_inputs, inputs, outputs, prelude, testing,
+    CallbackDelivery, CallbackPreparation, Context, Empty, Model, ModelShape, Next, Plugin,
+    PluginCallbackInfo, PluginError, PluginModels, Run, State, Step, ValidationError, bk_plugin,
+    context_inputs, deps, field, inputs, outputs, prelude, testing,
 };
 
 /// Used by the code the attribute macros generate. Not part of the public API.
 #[doc(hidden)]
-pub use bk_plugin_core::__private;
+pub use bk_plugin_core::{__private, BuildPlugin, assert_model, assert_plugin};
 
-/// Re-exported so that a plugin project needs no dependency but this crate: `serde_json` for
-/// JSON values and `json!`, `tracing` for logging (every line is tagged with the trace id).
+/// Re-exported so that a plugin project needs no dependency but this crate (the prelude brings
+/// both too): `serde_json` for JSON values and `json!`, `tracing` for logging (every line is
+/// tagged with the trace id).
 pub use serde_json;
 pub use tracing;
 
+// The author guide. Its code blocks are not doc-tests of this crate (which would see this
+// crate's own dependencies): `tests/author_guide.rs` builds them in a crate of their own.
+#[cfg(not(doctest))]
 #[doc = include_str!("../../docs/authoring.md")]
 pub mod guide {}
 pub use plugin_api::{

@@ -51,6 +51,7 @@ const TEMPLATES: &[Template] = &[
         "forms/1.0.0/form.js",
         include_str!("../template/forms/1.0.0/form.js.tmpl"),
     ),
+    file("build.rs", include_str!("../template/build.rs.tmpl")),
     file(
         "tests/cli.rs",
         include_str!("../template/tests/cli.rs.tmpl"),

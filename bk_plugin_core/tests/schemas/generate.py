@@ -75,6 +75,33 @@ class Lists(BaseModel):
     extra: dict = {}
 
 
+class Mode(str, enum.Enum):
+    fast = "fast"
+    slow = "slow"
+
+
+class RetryOptions(BaseModel):
+    retries: int = 3
+    backoff: float = 1.5
+    mode: Mode = Mode.fast
+    labels: typing.List[str] = ["a"]
+    note: typing.Optional[str] = None
+
+
+class WithDefaults(BaseModel):
+    name: str
+    options: RetryOptions = RetryOptions()
+
+
+class Constrained(BaseModel):
+    n: int = Field(..., ge=1, le=10, multiple_of=2)
+    f: float = Field(1.0, gt=0, lt=1.5)
+    s: str = Field("ab", min_length=2, max_length=4, regex="^a")
+    l: typing.List[int] = Field([1], min_items=1, max_items=3, unique_items=True)
+    o: typing.Optional[int] = Field(None, ge=0)
+    code: str = Field(..., regex=r"^[a-z][a-z0-9_]*$", max_length=32, description="plugin code")
+
+
 OUTPUTS = {
     "flat.json": Flat,
     "defaults.json": Defaults,
@@ -83,6 +110,8 @@ OUTPUTS = {
     "enums.json": Paint,
     "documented.json": Documented,
     "lists.json": Lists,
+    "nested_defaults.json": WithDefaults,
+    "constraints.json": Constrained,
 }
 
 

@@ -207,6 +207,7 @@ pub(crate) struct Store {
 impl Store {
     /// Connects, with WAL and a busy timeout on SQLite.
     pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        crate::drivers::check_url(url).map_err(|e| StoreError::Unsupported(e.to_string()))?;
         let mut options = ConnectOptions::new(url.to_string());
         options
             .max_connections(max_connections)
@@ -214,6 +215,7 @@ impl Store {
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(30))
             .sqlx_logging(false);
+        #[cfg(feature = "sqlite")]
         if url.starts_with("sqlite:") {
             options.map_sqlx_sqlite_opts(|opts| {
                 opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)

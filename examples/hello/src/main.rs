@@ -7,7 +7,6 @@
 //! ```
 
 use bk_plugin_server::prelude::*;
-use bk_plugin_server::tracing;
 
 /// What the caller fills in.
 #[inputs]
@@ -15,8 +14,8 @@ pub struct Inputs {
     /// Who to greet.
     pub name: String,
     /// Seconds to wait before greeting (0: greet at once).
-    #[field(default = 0)]
-    pub delay: i64,
+    #[field(default)]
+    pub delay: u64,
 }
 
 /// Taken from the task's context.
@@ -35,83 +34,62 @@ pub struct Outputs {
 }
 
 /// Greets `name`, after `delay` seconds when asked to.
-#[bk_plugin(
-    version = "1.0.0",
-    desc = "greets someone",
-    inputs = Inputs,
-    context_inputs = ContextInputs,
-    outputs = Outputs
-)]
-#[derive(Default)]
+#[bk_plugin(version = "1.0.0", desc = "greets someone", inputs = Inputs, context_inputs = ContextInputs, outputs = Outputs)]
 pub struct Hello;
 
 impl Plugin for Hello {
-    async fn execute(&self, inputs: Inputs, ctx: &mut Context<Self>) -> Result<(), PluginError> {
-        if ctx.state() == State::Empty && inputs.delay > 0 {
+    async fn execute(&self, inputs: Self::Inputs, ctx: &mut Context<Self>) -> Step<Self> {
+        if ctx.run() == Run::First && inputs.delay > 0 {
             tracing::info!("waiting {}s before greeting", inputs.delay);
-            ctx.wait_poll(inputs.delay);
-            return Ok(());
+            return Ok(Next::Poll(Duration::from_secs(inputs.delay)));
         }
         if inputs.name.trim().is_empty() {
             return Err(PluginError::new("name must not be blank"));
         }
         let greeting = format!("hello, {} (from {})", inputs.name, ctx.data().executor);
-        ctx.set_outputs(&Outputs { greeting })
+        Ok(Next::Done(Outputs { greeting }))
     }
 }
 
 fn main() {
-    bk_plugin_server::Server::new()
-        .description("a minimal example plugin")
-        .run()
+    bk_plugin_server::Server::new().description("greets").run()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bk_plugin_server::serde_json::json;
-    use bk_plugin_server::testing::Harness;
 
     #[tokio::test]
-    async fn greets_at_once_without_delay() {
+    async fn greets_at_once_without_delay() -> Result<(), HarnessError> {
         let mut harness = Harness::new(Hello);
-        harness
-            .invoke(json!({"name": "Ada"}), json!({"executor": "admin"}))
-            .await;
+        let context = json!({"executor": "admin"});
+        harness.invoke(json!({"name": "Ada"}), context).await?;
         assert_eq!(harness.state(), State::Success);
-        assert_eq!(
-            harness.outputs()["greeting"],
-            json!("hello, Ada (from admin)")
-        );
+        assert_eq!(harness.typed_outputs()?.greeting, "hello, Ada (from admin)");
+        Ok(())
     }
 
     #[tokio::test]
-    async fn waits_then_greets_when_a_delay_is_given() {
+    async fn waits_then_greets_when_a_delay_is_given() -> Result<(), HarnessError> {
         let mut harness = Harness::new(Hello);
+        let context = json!({"executor": "admin"});
         harness
-            .invoke(
-                json!({"name": "Ada", "delay": "5"}),
-                json!({"executor": "admin"}),
-            )
-            .await;
+            .invoke(json!({"name": "Ada", "delay": "5"}), context)
+            .await?;
         assert_eq!(harness.state(), State::Poll);
-        assert_eq!(
-            harness.poll_interval(),
-            Some(std::time::Duration::from_secs(5))
-        );
-        harness.poll().await.ok();
+        assert_eq!(harness.poll_interval(), Some(Duration::from_secs(5)));
+        harness.poll().await?;
         assert_eq!(harness.state(), State::Success);
+        Ok(())
     }
 
     #[tokio::test]
-    async fn a_blank_name_is_a_plugin_error() {
+    async fn a_blank_name_is_a_plugin_error() -> Result<(), HarnessError> {
         let mut harness = Harness::new(Hello);
-        harness
-            .invoke(json!({"name": " "}), json!({"executor": "admin"}))
-            .await;
-        assert_eq!(
-            harness.err(),
-            Some("plugin execute failed: name must not be blank")
-        );
+        let context = json!({"executor": "admin"});
+        harness.invoke(json!({"name": " "}), context).await?;
+        let err = Some("plugin execute failed: name must not be blank");
+        assert_eq!(harness.err(), err);
+        Ok(())
     }
 }

@@ -1,12 +1,11 @@
 use bk_plugin_core::prelude::*;
 
 #[bk_plugin(version = "1.0")]
-#[derive(Default)]
 pub struct Bad;
 
 impl Plugin for Bad {
-    async fn execute(&self, _: Empty, _: &mut Context<Self>) -> Result<(), PluginError> {
-        Ok(())
+    async fn execute(&self, _: Self::Inputs, _: &mut Context<Self>) -> Step<Self> {
+        Ok(Next::Done(Empty {}))
     }
 }
 

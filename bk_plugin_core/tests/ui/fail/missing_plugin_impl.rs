@@ -1,7 +1,6 @@
 use bk_plugin_core::prelude::*;
 
 #[bk_plugin(version = "1.0.0")]
-#[derive(Default)]
 pub struct Forgotten;
 
 fn main() {}

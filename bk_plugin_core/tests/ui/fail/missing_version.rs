@@ -1,12 +1,11 @@
 use bk_plugin_core::prelude::*;
 
 #[bk_plugin(desc = "no version")]
-#[derive(Default)]
 pub struct NoVersion;
 
 impl Plugin for NoVersion {
-    async fn execute(&self, _: Empty, _: &mut Context<Self>) -> Result<(), PluginError> {
-        Ok(())
+    async fn execute(&self, _: Self::Inputs, _: &mut Context<Self>) -> Step<Self> {
+        Ok(Next::Done(Empty {}))
     }
 }
 

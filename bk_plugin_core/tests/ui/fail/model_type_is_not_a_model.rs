@@ -5,12 +5,11 @@ pub struct PlainStruct {
 }
 
 #[bk_plugin(version = "1.0.0", inputs = PlainStruct)]
-#[derive(Default)]
 pub struct UsesPlain;
 
 impl Plugin for UsesPlain {
-    async fn execute(&self, _: PlainStruct, _: &mut Context<Self>) -> Result<(), PluginError> {
-        Ok(())
+    async fn execute(&self, _: Self::Inputs, _: &mut Context<Self>) -> Step<Self> {
+        Ok(Next::Done(Empty {}))
     }
 }
 

@@ -6,8 +6,8 @@ pub struct NeedsConfig {
 }
 
 impl Plugin for NeedsConfig {
-    async fn execute(&self, _: Empty, _: &mut Context<Self>) -> Result<(), PluginError> {
-        Ok(())
+    async fn execute(&self, _: Self::Inputs, _: &mut Context<Self>) -> Step<Self> {
+        Ok(Next::Done(Empty {}))
     }
 }
 

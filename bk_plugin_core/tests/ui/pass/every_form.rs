@@ -52,21 +52,37 @@ pub struct Full {
 }
 
 impl Plugin for Full {
-    async fn execute(&self, inputs: Inputs, ctx: &mut Context<Self>) -> Result<(), PluginError> {
+    async fn execute(&self, inputs: Self::Inputs, ctx: &mut Context<Self>) -> Step<Self> {
         let _ = (&self.endpoint, &ctx.data().plugin_callback_info.url);
-        ctx.set_outputs(&Outputs { total: inputs.count })
+        match ctx.run() {
+            Run::First => Ok(Next::Poll(Duration::from_millis(1500))),
+            Run::Poll => Ok(Next::Callback),
+            Run::Callback => Ok(Next::Done(Outputs { total: inputs.count })),
+        }
     }
 }
 
-/// No models at all.
+/// No models at all, and a unit struct: no `Default` needed.
 #[bk_plugin(version = "0.0.1", callback_timeout = 3600)]
-#[derive(Default)]
 pub struct Minimal;
 
 impl Plugin for Minimal {
-    async fn execute(&self, _inputs: Empty, ctx: &mut Context<Self>) -> Result<(), PluginError> {
-        ctx.wait_poll(-5);
-        Ok(())
+    async fn execute(&self, _: Self::Inputs, _: &mut Context<Self>) -> Step<Self> {
+        Ok(Next::Done(Empty {}))
+    }
+}
+
+/// A struct with fields and no `init` is built with its `Default`.
+#[bk_plugin(version = "0.0.2")]
+#[derive(Default)]
+pub struct WithDefault {
+    pub retries: u32,
+}
+
+impl Plugin for WithDefault {
+    async fn execute(&self, _: Self::Inputs, ctx: &mut Context<Self>) -> Step<Self> {
+        ctx.set_output("retries", self.retries)?;
+        Ok(Next::Done(Empty {}))
     }
 }
 

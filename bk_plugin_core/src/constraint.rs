@@ -1,0 +1,407 @@
+//! What validation enforces beyond a value's type: pydantic v1's `Field` constraints, checked
+//! against the keywords pydantic publishes for them, in pydantic's words; and the rule that a
+//! model's schema publishes nothing validation does not check.
+//!
+//! | `#[field(...)]` | keyword | pydantic error type |
+//! |---|---|---|
+//! | `gt`, `ge`, `lt`, `le` | `exclusiveMinimum`, `minimum`, `exclusiveMaximum`, `maximum` | `value_error.number.not_gt` ... `not_le` |
+//! | `multiple_of` | `multipleOf` | `value_error.number.not_multiple` |
+//! | `min_length`, `max_length` | `minLength`, `maxLength` | `value_error.any_str.min_length` / `max_length` |
+//! | `regex` | `pattern` | `value_error.str.regex` |
+//! | `min_items`, `max_items` | `minItems`, `maxItems` | `value_error.list.min_items` / `max_items` |
+//! | `unique_items` | `uniqueItems` | `value_error.list.unique_items` |
+//!
+//! As in pydantic, only the first broken constraint of a value is reported.
+
+use serde_json::Value;
+
+use crate::coerce::Problem;
+
+/// A problem at `path` with pydantic's context (`; limit_value=1`).
+fn problem(path: &[String], message: String, kind: String, context: String) -> Problem {
+    let mut problem = Problem::new(path.to_vec(), message, kind);
+    problem.context = context;
+    problem
+}
+
+/// `exclusiveMinimum` / `minimum`, then `exclusiveMaximum` / `maximum`, then `multipleOf`
+/// (schemars also sets `minimum` and `maximum` for unsigned and small integer types), in
+/// pydantic's `conint` / `confloat` words.
+pub(crate) fn number(path: &[String], value: &Value, schema: &Value) -> Option<Problem> {
+    let x = value.as_f64()?;
+    let bound = |key: &str| {
+        schema
+            .get(key)
+            .filter(|b| b.is_number())
+            .and_then(|b| Some((b, b.as_f64()?)))
+    };
+    let broken = if let Some((limit, _)) = bound("exclusiveMinimum").filter(|(_, m)| x <= *m) {
+        Some(("greater than", "not_gt", limit))
+    } else if let Some((limit, _)) = bound("minimum").filter(|(_, m)| x < *m) {
+        Some(("greater than or equal to", "not_ge", limit))
+    } else if let Some((limit, _)) = bound("exclusiveMaximum").filter(|(_, m)| x >= *m) {
+        Some(("less than", "not_lt", limit))
+    } else if let Some((limit, _)) = bound("maximum").filter(|(_, m)| x > *m) {
+        Some(("less than or equal to", "not_le", limit))
+    } else {
+        None
+    };
+    if let Some((words, kind, limit)) = broken {
+        return Some(problem(
+            path,
+            format!("ensure this value is {words} {limit}"),
+            format!("value_error.number.{kind}"),
+            format!("; limit_value={limit}"),
+        ));
+    }
+    let (factor, f) = bound("multipleOf").filter(|(_, f)| *f > 0.0)?;
+    // pydantic: `float(v) / float(multiple_of) % 1` must be (almost) 0 or 1.
+    let rest = (x / f).rem_euclid(1.0);
+    (rest.abs() > f64::EPSILON && (rest - 1.0).abs() > f64::EPSILON).then(|| {
+        problem(
+            path,
+            format!("ensure this value is a multiple of {factor}"),
+            "value_error.number.not_multiple".into(),
+            format!("; multiple_of={factor}"),
+        )
+    })
+}
+
+/// `minLength` / `maxLength` with `unit` (characters or items): the first one `length` breaks.
+fn length(
+    path: &[String],
+    length: usize,
+    schema: &Value,
+    (min_key, max_key): (&str, &str),
+    unit: &str,
+    kind: &str,
+) -> Option<Problem> {
+    let limit = |key: &str| schema.get(key).and_then(Value::as_u64);
+    let length = length as u64;
+    let (words, which, limit) = if let Some(min) = limit(min_key).filter(|m| length < *m) {
+        ("at least", "min", min)
+    } else if let Some(max) = limit(max_key).filter(|m| length > *m) {
+        ("at most", "max", max)
+    } else {
+        return None;
+    };
+    Some(problem(
+        path,
+        format!("ensure this value has {words} {limit} {unit}"),
+        format!(
+            "{kind}.{which}_{}",
+            if unit == "items" { "items" } else { "length" }
+        ),
+        format!("; limit_value={limit}"),
+    ))
+}
+
+/// `minLength`, `maxLength`, then `pattern`. Lengths count characters, as Python's `len`; the
+/// pattern must match at the start of the string, as pydantic's `re.match` (write `^...$` to
+/// match the whole string).
+pub(crate) fn text(path: &[String], text: &str, schema: &Value) -> Option<Problem> {
+    let count = text.chars().count();
+    let keys = ("minLength", "maxLength");
+    if let Some(found) = length(
+        path,
+        count,
+        schema,
+        keys,
+        "characters",
+        "value_error.any_str",
+    ) {
+        return Some(found);
+    }
+    let pattern = schema.get("pattern").and_then(Value::as_str)?;
+    (!matches_at_start(pattern, text)).then(|| {
+        problem(
+            path,
+            format!("string does not match regex \"{pattern}\""),
+            "value_error.str.regex".into(),
+            format!("; pattern={pattern}"),
+        )
+    })
+}
+
+/// `minItems`, `maxItems`, then `uniqueItems` (pydantic checks these before the items).
+pub(crate) fn list(path: &[String], items: &[Value], schema: &Value) -> Option<Problem> {
+    let keys = ("minItems", "maxItems");
+    if let Some(found) = length(path, items.len(), schema, keys, "items", "value_error.list") {
+        return Some(found);
+    }
+    if schema.get("uniqueItems") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    let duplicated = items
+        .iter()
+        .enumerate()
+        .any(|(i, a)| items[i + 1..].iter().any(|b| python_eq(a, b)));
+    duplicated.then(|| {
+        Problem::new(
+            path.to_vec(),
+            "the list has duplicated items",
+            "value_error.list.unique_items",
+        )
+    })
+}
+
+/// Python's `==` on JSON values: numbers by value, and `True == 1`, `False == 0`.
+fn python_eq(a: &Value, b: &Value) -> bool {
+    let number = |v: &Value| match v {
+        Value::Number(n) => n.as_f64(),
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    };
+    match (number(a), number(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// Whether `pattern` matches at the start of `text`, as Python's `re.match`. Compiled patterns
+/// are kept for the life of the process (there are only as many as the models declare); a
+/// pattern that does not compile matches nothing.
+fn matches_at_start(pattern: &str, text: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static COMPILED: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let mut compiled = COMPILED
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let regex = compiled
+        .entry(pattern.to_string())
+        .or_insert_with(|| regex::Regex::new(&format!("^(?:{pattern})")).ok());
+    regex.as_ref().is_some_and(|r| r.is_match(text))
+}
+
+const MAX_DEPTH: usize = 64;
+
+/// The JSON Schema keywords validation enforces: [`coerce`] checks the value against them (the
+/// structure, `enum`/`const`, and pydantic's constraints), or, for the shapes schemars derives
+/// from Rust types (a tuple's `items` list, a data-carrying enum's `oneOf`, a `format` such as
+/// `uuid`), the type's own deserializer does.
+pub const ENFORCED_KEYWORDS: &[&str] = &[
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "definitions",
+    "$ref",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "enum",
+    "const",
+    "format",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minimum",
+    "maximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+];
+
+/// The JSON Schema keywords that describe and constrain nothing.
+pub const ANNOTATION_KEYWORDS: &[&str] = &[
+    "title",
+    "description",
+    "default",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "$comment",
+    "$schema",
+    "$id",
+];
+
+/// Every keyword in `schema` (a model schema, `definitions` included) that validation would not
+/// enforce, as `location: keyword`. A model whose schema has one would publish a promise that is
+/// not kept, so the registry refuses it at start-up. `#[inputs]` models cannot have one (their
+/// schema attributes are compile errors); a hand-written `JsonSchema` can.
+pub fn unenforced_keywords(schema: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    walk_keywords(schema, &mut Vec::new(), &mut found, 0);
+    found
+}
+
+fn walk_keywords(schema: &Value, at: &mut Vec<String>, found: &mut Vec<String>, depth: usize) {
+    let Value::Object(map) = schema else {
+        return;
+    };
+    if depth > MAX_DEPTH {
+        return;
+    }
+    for (keyword, value) in map {
+        if !ENFORCED_KEYWORDS.contains(&keyword.as_str())
+            && !ANNOTATION_KEYWORDS.contains(&keyword.as_str())
+        {
+            let location = if at.is_empty() {
+                "__root__".to_string()
+            } else {
+                at.join(" -> ")
+            };
+            found.push(format!("{location}: {keyword}"));
+            continue;
+        }
+        match (keyword.as_str(), value) {
+            ("properties" | "definitions", Value::Object(named)) => {
+                for (name, sub) in named {
+                    at.push(name.clone());
+                    walk_keywords(sub, at, found, depth + 1);
+                    at.pop();
+                }
+            }
+            ("allOf" | "anyOf" | "oneOf" | "items", Value::Array(subs)) => {
+                for sub in subs {
+                    walk_keywords(sub, at, found, depth + 1);
+                }
+            }
+            ("items" | "additionalProperties", sub) => walk_keywords(sub, at, found, depth + 1),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coerce::coerce;
+    use serde_json::{Map, json};
+
+    /// Every draft-07 keyword is either enforced, a mere annotation, or found by
+    /// [`unenforced_keywords`] (so the registry refuses a model that publishes it).
+    #[test]
+    fn every_schema_keyword_is_enforced_an_annotation_or_refused() {
+        const DRAFT_07: &[&str] = &[
+            "$id",
+            "$schema",
+            "$ref",
+            "$comment",
+            "title",
+            "description",
+            "default",
+            "readOnly",
+            "writeOnly",
+            "examples",
+            "deprecated",
+            "multipleOf",
+            "maximum",
+            "exclusiveMaximum",
+            "minimum",
+            "exclusiveMinimum",
+            "maxLength",
+            "minLength",
+            "pattern",
+            "additionalItems",
+            "items",
+            "maxItems",
+            "minItems",
+            "uniqueItems",
+            "contains",
+            "maxProperties",
+            "minProperties",
+            "required",
+            "additionalProperties",
+            "definitions",
+            "properties",
+            "patternProperties",
+            "dependencies",
+            "propertyNames",
+            "const",
+            "enum",
+            "type",
+            "format",
+            "contentMediaType",
+            "contentEncoding",
+            "if",
+            "then",
+            "else",
+            "allOf",
+            "anyOf",
+            "oneOf",
+            "not",
+        ];
+        let mut refused = Vec::new();
+        for keyword in DRAFT_07 {
+            let known =
+                ENFORCED_KEYWORDS.contains(keyword) || ANNOTATION_KEYWORDS.contains(keyword);
+            let schema =
+                json!({"type": "object", "properties": {"x": {"type": "string", *keyword: 1}}});
+            let flagged = unenforced_keywords(&schema);
+            if known {
+                assert!(flagged.is_empty(), "{keyword}: {flagged:?}");
+            } else {
+                assert_eq!(flagged, vec![format!("x: {keyword}")]);
+                refused.push(*keyword);
+            }
+        }
+        assert_eq!(
+            refused,
+            [
+                "additionalItems",
+                "contains",
+                "maxProperties",
+                "minProperties",
+                "patternProperties",
+                "dependencies",
+                "propertyNames",
+                "contentMediaType",
+                "contentEncoding",
+                "if",
+                "then",
+                "else",
+                "not"
+            ]
+        );
+        // Found at any depth: in definitions, list items and variants too.
+        let nested = json!({"definitions": {"Opt": {"properties": {"tags": {"type": "array",
+            "items": {"anyOf": [{"type": "string", "not": {}}, {"type": "null"}]}}}}}});
+        assert_eq!(unenforced_keywords(&nested), vec!["Opt -> tags: not"]);
+    }
+
+    /// Each constraint keyword in [`ENFORCED_KEYWORDS`] refuses a value that breaks it.
+    #[test]
+    fn every_constraint_keyword_refuses_a_value_that_breaks_it() {
+        let cases = [
+            (json!({"type": "integer", "exclusiveMinimum": 1}), json!(1)),
+            (json!({"type": "integer", "exclusiveMaximum": 1}), json!(1)),
+            (json!({"type": "integer", "minimum": 1}), json!(0)),
+            (json!({"type": "integer", "maximum": 1}), json!(2)),
+            (json!({"type": "number", "multipleOf": 0.5}), json!(0.7)),
+            (json!({"type": "string", "minLength": 2}), json!("a")),
+            (json!({"type": "string", "maxLength": 1}), json!("ab")),
+            (json!({"type": "string", "pattern": "^a"}), json!("ba")),
+            (json!({"type": "array", "minItems": 1}), json!([])),
+            (json!({"type": "array", "maxItems": 1}), json!([1, 2])),
+            (
+                json!({"type": "array", "uniqueItems": true}),
+                json!([1, 1.0]),
+            ),
+            (
+                json!({"type": "object", "additionalProperties": false}),
+                json!({"x": 1}),
+            ),
+            (json!({"enum": ["a"]}), json!("b")),
+            (json!({"type": "object", "required": ["x"]}), json!({})),
+        ];
+        for (schema, mut value) in cases {
+            let found = coerce(&mut value, &schema, &Map::new());
+            assert_eq!(found.total, 1, "{schema} should refuse {value}");
+        }
+    }
+
+    #[test]
+    fn unique_items_compares_like_python() {
+        assert!(python_eq(&json!(1), &json!(1.0)));
+        assert!(python_eq(&json!(true), &json!(1)));
+        assert!(!python_eq(&json!("1"), &json!(1)));
+    }
+}
