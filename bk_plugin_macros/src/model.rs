@@ -205,7 +205,7 @@ fn struct_model(item: &mut syn::ItemStruct, errors: &mut Option<syn::Error>) -> 
             Some((span, expr)) => {
                 let fn_ident = format_ident!("__bkp_default_{}_{}", ident, field_ident);
                 let body = match expr {
-                    Some(expr) => quote_spanned!(expr.span()=> ::core::convert::Into::into(#expr)),
+                    Some(expr) => literal_default(expr, &ty),
                     None => {
                         quote_spanned!(*span=> <#ty as #root::field::FieldDefault>::field_default())
                     }
@@ -249,6 +249,73 @@ fn struct_model(item: &mut syn::ItemStruct, errors: &mut Option<syn::Error>) -> 
         });
     }
     quote!(#(#extra)*)
+}
+
+/// The body of a `#[field(default = expr)]` function returning `ty`.
+///
+/// A number literal is bound with the field's type (`let v: u8 = 5;`): passed through
+/// `Into::into` an unsuffixed literal would fall back to `i32`/`f64`, which converts into
+/// neither `u8` nor `f32`. On an `Option<T>` field a literal is the `Some` value (typed as `T`,
+/// or converted into `T`, so `"text"` fills an `Option<String>`). Any other expression is
+/// converted with `Into::into` (`"text"` into a `String`, `Mode::Fast` as itself).
+fn literal_default(expr: &syn::Expr, ty: &Type) -> TokenStream {
+    let (target, wrap_some) = match option_inner(ty) {
+        Some(inner) if is_literal(expr) => (inner, true),
+        _ => (ty, false),
+    };
+    let value = if is_number_literal(expr) {
+        quote_spanned!(expr.span()=> { let value: #target = #expr; value })
+    } else {
+        quote_spanned!(expr.span()=> <_ as ::core::convert::Into<#target>>::into(#expr))
+    };
+    if wrap_some {
+        quote_spanned!(expr.span()=> ::core::option::Option::Some(#value))
+    } else {
+        value
+    }
+}
+
+/// A literal, or a negated one (`-5`).
+fn is_literal(expr: &syn::Expr) -> bool {
+    match expr {
+        syn::Expr::Lit(_) => true,
+        syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => is_literal(&u.expr),
+        syn::Expr::Group(g) => is_literal(&g.expr),
+        syn::Expr::Paren(p) => is_literal(&p.expr),
+        _ => false,
+    }
+}
+
+/// An integer or float literal, possibly negated.
+fn is_number_literal(expr: &syn::Expr) -> bool {
+    match expr {
+        syn::Expr::Lit(l) => matches!(l.lit, syn::Lit::Int(_) | syn::Lit::Float(_)),
+        syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => is_number_literal(&u.expr),
+        syn::Expr::Group(g) => is_number_literal(&g.expr),
+        syn::Expr::Paren(p) => is_number_literal(&p.expr),
+        _ => false,
+    }
+}
+
+/// `T` when `ty` is written `Option<T>`.
+fn option_inner(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else {
+        return None;
+    };
+    if path.qself.is_some() {
+        return None;
+    }
+    let last = path.path.segments.last()?;
+    if last.ident != "Option" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        syn::GenericArgument::Type(inner) if args.args.len() == 1 => Some(inner),
+        _ => None,
+    }
 }
 
 /// Whether `ty` is written `Option<...>` (serde then treats the field as optional, `None` when
