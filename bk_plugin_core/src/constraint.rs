@@ -132,11 +132,7 @@ pub(crate) fn list(path: &[String], items: &[Value], schema: &Value) -> Option<P
     if schema.get("uniqueItems") != Some(&Value::Bool(true)) {
         return None;
     }
-    let duplicated = items
-        .iter()
-        .enumerate()
-        .any(|(i, a)| items[i + 1..].iter().any(|b| python_eq(a, b)));
-    duplicated.then(|| {
+    has_duplicates(items).then(|| {
         Problem::new(
             path.to_vec(),
             "the list has duplicated items",
@@ -145,17 +141,72 @@ pub(crate) fn list(path: &[String], items: &[Value], schema: &Value) -> Option<P
     })
 }
 
-/// Python's `==` on JSON values: numbers by value, and `True == 1`, `False == 0`.
-fn python_eq(a: &Value, b: &Value) -> bool {
-    let number = |v: &Value| match v {
-        Value::Number(n) => n.as_f64(),
-        Value::Bool(b) => Some(f64::from(u8::from(*b))),
-        _ => None,
-    };
-    match (number(a), number(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
+/// Whether two items are equal under Python's `==` (pydantic v1's `unique_items` asks
+/// `value in v[i:]` for each item): numbers by exact value (`1 == 1.0`, and `True == 1`,
+/// `False == 0` as in Python, which pydantic follows rather than JSON Schema), objects by key set
+/// and values whatever the order, arrays element by element, recursively.
+///
+/// One pass: each item is reduced to a canonical key (`PyKey`) whose derived `Eq`/`Hash` is
+/// exactly that equality, and looked up in a hash set, so a 10 MiB body with a hundred thousand
+/// items costs a hundred thousand hashes, not five billion comparisons.
+fn has_duplicates(items: &[Value]) -> bool {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    items.iter().any(|item| !seen.insert(PyKey::of(item)))
+}
+
+/// A JSON value reduced so that derived equality is Python's `==` on the decoded value.
+#[derive(PartialEq, Eq, Hash)]
+enum PyKey<'a> {
+    Null,
+    /// A bool, an integer, or a float with no fractional part, by exact value.
+    Integer(i128),
+    /// Any other float, by its bits (JSON has no NaN; `-0.0` is integral, so it is `Integer(0)`).
+    Float(u64),
+    Text(&'a str),
+    List(Vec<PyKey<'a>>),
+    /// Entries sorted by key: Python's dict equality ignores order.
+    Object(Vec<(&'a str, PyKey<'a>)>),
+}
+
+impl<'a> PyKey<'a> {
+    fn of(value: &'a Value) -> Self {
+        match value {
+            Value::Null => PyKey::Null,
+            Value::Bool(b) => PyKey::Integer(i128::from(*b)),
+            Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    PyKey::Integer(i128::from(i))
+                } else if let Some(u) = n.as_u64() {
+                    PyKey::Integer(i128::from(u))
+                } else {
+                    let f = n.as_f64().unwrap_or(f64::NAN);
+                    // Integral floats within i128 compare with integers exactly, as in Python
+                    // (`2**53 + 1 != float(2**53)`): the cast is exact for such values.
+                    if f.fract() == 0.0 && f.abs() < 1.0e38 {
+                        PyKey::Integer(f as i128)
+                    } else {
+                        PyKey::Float(f.to_bits())
+                    }
+                }
+            }
+            Value::String(s) => PyKey::Text(s),
+            Value::Array(items) => PyKey::List(items.iter().map(PyKey::of).collect()),
+            Value::Object(map) => {
+                let mut entries: Vec<_> = map
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), PyKey::of(v)))
+                    .collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                PyKey::Object(entries)
+            }
+        }
     }
+}
+
+/// Python's `==` on two JSON values (the equality `has_duplicates` finds in one pass).
+#[cfg(test)]
+fn python_eq(a: &Value, b: &Value) -> bool {
+    PyKey::of(a) == PyKey::of(b)
 }
 
 /// Whether `pattern` matches at the start of `text`, as Python's `re.match`. Compiled patterns
@@ -403,5 +454,42 @@ mod tests {
         assert!(python_eq(&json!(1), &json!(1.0)));
         assert!(python_eq(&json!(true), &json!(1)));
         assert!(!python_eq(&json!("1"), &json!(1)));
+    }
+
+    #[test]
+    fn unique_items_uses_python_equality_through_nested_values() {
+        assert!(python_eq(&json!(-0.0), &json!(0)));
+        assert!(python_eq(&json!(2.0e3), &json!(2000)));
+        assert!(!python_eq(&json!(1.5), &json!(1)));
+        assert!(python_eq(&json!([1, true]), &json!([1.0, 1])));
+        assert!(!python_eq(&json!([1, 2]), &json!([2, 1])));
+        assert!(python_eq(
+            &json!({"a": 1, "b": [0]}),
+            &json!({"b": [false], "a": 1.0})
+        ));
+        assert!(!python_eq(&json!({"a": 1}), &json!({"a": 1, "b": null})));
+        assert!(!python_eq(&json!(null), &json!(0)));
+        // Python compares an int and a float exactly: 2**53 + 1 != 2.0**53.
+        assert!(!python_eq(
+            &json!(9_007_199_254_740_993_u64),
+            &json!(9_007_199_254_740_992.0)
+        ));
+        assert!(python_eq(&json!(u64::MAX), &json!(u64::MAX)));
+        assert!(!python_eq(&json!(u64::MAX), &json!(-1)));
+    }
+
+    #[test]
+    fn a_list_with_one_late_duplicate_among_many_distinct_items_is_refused() {
+        let schema = json!({"uniqueItems": true});
+        let mut items: Vec<Value> = (0..100_000)
+            .map(|i| json!({"id": i, "tags": [i]}))
+            .collect();
+        assert!(list(&[], &items, &schema).is_none());
+        items.push(json!({"tags": [99_999.0], "id": 99_999}));
+        let found = list(&["tags".into()], &items, &schema);
+        assert_eq!(
+            found.map(|p| p.kind),
+            Some("value_error.list.unique_items".into())
+        );
     }
 }
