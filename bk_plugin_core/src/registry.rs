@@ -112,7 +112,7 @@ pub enum RegistryError {
     },
     /// A model's schema has a keyword validation would not enforce (a hand-written `JsonSchema`).
     #[error(
-        "plugin {type_name} (version {version}): the schema of its {model} publishes what validation does not check ({keywords}); remove it from the model's JsonSchema"
+        "plugin {type_name} (version {version}): the schema of its {model} publishes what validation does not check ({keywords}); use a field type whose schema validation checks (a plain integer with #[field(gt = 0)] instead of a NonZero integer, String keys instead of integer map keys), or remove the keyword from a hand-written JsonSchema"
     )]
     UnenforcedKeyword {
         /// The plugin type.
@@ -134,6 +134,52 @@ pub enum RegistryError {
         /// Its version.
         version: String,
     },
+}
+
+/// The start-up checks on a plugin's models: every schema keyword is one validation enforces,
+/// and `enable_plugin_callback` comes with a `plugin_callback_info` context input. The server
+/// runs them before binding a port, and `testing::Harness` runs the same ones, so an author's
+/// own tests fail where the binary would refuse to start.
+pub(crate) fn check_schemas(
+    type_name: &str,
+    version: &str,
+    enable_plugin_callback: bool,
+    schemas: &ModelSchemas,
+) -> Result<(), RegistryError> {
+    for (model, schema) in [
+        ("inputs", &schemas.inputs),
+        ("context_inputs", &schemas.context_inputs),
+        ("outputs", &schemas.outputs),
+    ] {
+        let keywords = crate::constraint::unenforced_keywords(schema);
+        if !keywords.is_empty() {
+            return Err(RegistryError::UnenforcedKeyword {
+                type_name: type_name.to_string(),
+                version: version.to_string(),
+                model,
+                keywords: keywords.join(", "),
+            });
+        }
+    }
+    if enable_plugin_callback
+        && schemas.context_inputs["properties"]
+            .get("plugin_callback_info")
+            .is_none()
+    {
+        return Err(RegistryError::CallbackInfoMissing {
+            type_name: type_name.to_string(),
+            version: version.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The registered record of the plugin type named `type_name` (as `std::any::type_name` spells
+/// it), if it is linked into this binary.
+pub(crate) fn record_named(type_name: &str) -> Option<&'static PluginRecord> {
+    inventory::iter::<PluginRecord>
+        .into_iter()
+        .find(|record| record.type_name == type_name)
 }
 
 /// One registered plugin version, built and ready to run.
@@ -165,31 +211,12 @@ impl PluginVersion {
             message,
         })?;
         let schemas = plugin.schemas();
-        for (model, schema) in [
-            ("inputs", &schemas.inputs),
-            ("context_inputs", &schemas.context_inputs),
-            ("outputs", &schemas.outputs),
-        ] {
-            let keywords = crate::constraint::unenforced_keywords(schema);
-            if !keywords.is_empty() {
-                return Err(RegistryError::UnenforcedKeyword {
-                    type_name: record.type_name.to_string(),
-                    version: record.version.to_string(),
-                    model,
-                    keywords: keywords.join(", "),
-                });
-            }
-        }
-        if record.enable_plugin_callback
-            && schemas.context_inputs["properties"]
-                .get("plugin_callback_info")
-                .is_none()
-        {
-            return Err(RegistryError::CallbackInfoMissing {
-                type_name: record.type_name.to_string(),
-                version: record.version.to_string(),
-            });
-        }
+        check_schemas(
+            record.type_name,
+            record.version,
+            record.enable_plugin_callback,
+            &schemas,
+        )?;
         let detail = detail_json(record, &schemas, &plugin.inputs_form());
         Ok(Self {
             record,
@@ -500,7 +527,7 @@ mod tests {
         assert_eq!(
             err.as_deref(),
             Some(
-                "plugin crate::Promises (version 4.0.0): the schema of its inputs publishes what validation does not check (__root__: minProperties); remove it from the model's JsonSchema"
+                "plugin crate::Promises (version 4.0.0): the schema of its inputs publishes what validation does not check (__root__: minProperties); use a field type whose schema validation checks (a plain integer with #[field(gt = 0)] instead of a NonZero integer, String keys instead of integer map keys), or remove the keyword from a hand-written JsonSchema"
             )
         );
     }

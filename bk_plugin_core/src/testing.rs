@@ -54,7 +54,7 @@ use crate::state::State;
 /// Why the harness refused a step, or could not read what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HarnessError {
-    /// `poll` or `callback` before `invoke`.
+    /// `poll`, `callback` or `set_storage` before `invoke`.
     #[error("invoke first")]
     NotInvoked,
     /// `invoke` a second time: one harness drives one invocation (make another harness).
@@ -74,6 +74,11 @@ pub enum HarnessError {
     /// `typed_outputs` when the outputs so far do not fit the Outputs model.
     #[error("the outputs do not fit the Outputs model: {0}")]
     Outputs(String),
+    /// `invoke` on a plugin the server would refuse to start with (a schema keyword validation
+    /// does not check, `enable_plugin_callback` without `plugin_callback_info`): the same
+    /// start-up checks, so the author's own tests catch it.
+    #[error("the server would refuse this plugin: {0}")]
+    Refused(String),
 }
 
 #[derive(Default)]
@@ -105,14 +110,30 @@ pub struct Harness<P: Plugin> {
     storage: Map<String, Value>,
     outputs: Map<String, Value>,
     last: Option<StepOutcome>,
+    /// What the server's start-up checks say against this plugin, if anything.
+    refused: Option<String>,
 }
 
 impl<P: Plugin> Harness<P> {
     /// A harness around this plugin instance.
+    ///
+    /// The server's start-up checks on the plugin's models run here too; if the server would
+    /// refuse the plugin, [`Harness::invoke`] returns [`HarnessError::Refused`].
     pub fn new(plugin: P) -> Self {
+        let schemas = ModelSchemas::of::<P>();
+        let type_name = std::any::type_name::<P>();
+        let (version, enable_plugin_callback) = crate::registry::record_named(type_name)
+            .map_or(("(not registered)", false), |record| {
+                (record.version, record.enable_plugin_callback)
+            });
+        let refused =
+            crate::registry::check_schemas(type_name, version, enable_plugin_callback, &schemas)
+                .err()
+                .map(|e| e.to_string());
         Self {
             plugin,
-            schemas: ModelSchemas::of::<P>(),
+            schemas,
+            refused,
             issuer: Arc::new(Recorder::default()),
             trace_id: uuid::Uuid::new_v4().simple().to_string(),
             inputs: Value::Null,
@@ -131,6 +152,9 @@ impl<P: Plugin> Harness<P> {
         inputs: Value,
         context: Value,
     ) -> Result<&StepOutcome, HarnessError> {
+        if let Some(refused) = &self.refused {
+            return Err(HarnessError::Refused(refused.clone()));
+        }
         if self.state.is_some() {
             return Err(HarnessError::AlreadyInvoked);
         }
@@ -154,6 +178,9 @@ impl<P: Plugin> Harness<P> {
     /// Delivers `data` to the callback the plugin prepared last and runs the CALLBACK re-run
     /// (see [`Harness::callback_with_id`] for another id).
     pub async fn callback(&mut self, data: Value) -> Result<&StepOutcome, HarnessError> {
+        if self.state.is_none() {
+            return Err(HarnessError::NotInvoked);
+        }
         let id = self
             .prepared_callbacks()
             .last()
@@ -199,9 +226,14 @@ impl<P: Plugin> Harness<P> {
     }
 
     /// Overwrites one storage key before the next re-run, e.g. to test how a version reads
-    /// storage an earlier build of it wrote.
-    pub fn set_storage(&mut self, key: &str, value: Value) {
+    /// storage an earlier build of it wrote. Before `invoke` it is [`HarnessError::NotInvoked`]:
+    /// the first run always starts with empty storage, on the server too.
+    pub fn set_storage(&mut self, key: &str, value: Value) -> Result<(), HarnessError> {
+        if self.state.is_none() {
+            return Err(HarnessError::NotInvoked);
+        }
         self.storage.insert(key.to_string(), value);
+        Ok(())
     }
 
     /// The `err` of the last step, if it failed.
