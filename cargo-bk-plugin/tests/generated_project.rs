@@ -132,7 +132,9 @@ fn a_generated_project_builds_passes_its_tests_and_its_deployment_files_agree() 
         "{app_desc}"
     );
     assert!(app_desc.contains("value: \"alice,bob\""), "{app_desc}");
-    assert!(form.contains(&format!("$.atoms[\"{APP_CODE}\"]")), "{form}");
+    // The form names the app through the placeholder the server replaces, not a copy of the code.
+    assert!(form.contains("$.atoms[\"__BK_PLUGIN_CODE__\"]"), "{form}");
+    assert!(!form.contains(APP_CODE), "{form}");
     assert!(
         dockerfile.contains(&format!("cp target/release/{NAME} /{NAME}")),
         "{dockerfile}"
