@@ -26,7 +26,8 @@ pub enum Next<O> {
     /// set with [`Context::set_output`] in this run or an earlier one. The whole must fit the
     /// Outputs model.
     Done(O),
-    /// Run `execute` again after this long (POLL; Python's `self.wait_poll(seconds)`).
+    /// Run `execute` again after this long (POLL; Python's `self.wait_poll(seconds)`). The server
+    /// keeps at most 366 days: a longer interval runs again after 366 days.
     Poll(Duration),
     /// Run `execute` again when the URL of [`Context::prepare_callback`] is posted (CALLBACK;
     /// Python's `self.wait_callback()`).

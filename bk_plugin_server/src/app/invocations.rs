@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::store::batch::{BatchError, Batcher};
 use crate::store::{FinishedStep, JsonText, NewWaiting, Store, Wait, now_ms};
-use crate::time::duration_ms;
+use crate::time::due_after;
 
 /// Stores and moves on waiting invocations.
 pub(crate) struct Invocations {
@@ -210,10 +210,10 @@ impl Invocations {
 pub(crate) fn wait_times(next: &Next, callback_timeout: Duration, now: i64) -> Option<Wait> {
     match next {
         Next::Poll(after) => Some(Wait::Poll {
-            run_at: now + duration_ms(*after),
+            run_at: due_after(now, *after),
         }),
         Next::Callback => Some(Wait::Callback {
-            deadline: now + duration_ms(callback_timeout),
+            deadline: due_after(now, callback_timeout),
         }),
         _ => None,
     }
@@ -246,4 +246,21 @@ fn undo_unanswered(store: Store, trace_ids: Vec<String>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_after_a_callers_huge_delay_is_due_in_366_days_without_overflow() {
+        let now = 1_795_572_000_000;
+        let huge = Next::Poll(Duration::from_secs(9_000_000_000_000_000));
+        let wait = wait_times(&huge, Duration::from_secs(60), now);
+        let year_ms = 366 * 24 * 3600 * 1000;
+        assert!(
+            matches!(wait, Some(Wait::Poll { run_at }) if run_at == now + year_ms),
+            "{wait:?}"
+        );
+    }
 }
