@@ -221,6 +221,10 @@ impl<'a> Walker<'a> {
             self.check_enum(value, &constants, name);
             return;
         }
+        if let Some(constant) = schema.get("const") {
+            self.check_enum(value, &[constant], name);
+            return;
+        }
         let kind = match schema.get("type") {
             Some(Value::String(t)) => Some(t.as_str()),
             Some(Value::Array(types)) => {
@@ -235,6 +239,7 @@ impl<'a> Walker<'a> {
             }
             _ => None,
         };
+        let before = self.problems.total;
         match kind {
             Some("integer") => self.coerce_integer(value, schema),
             Some("number") => self.coerce_number(value, schema),
@@ -243,6 +248,12 @@ impl<'a> Walker<'a> {
             Some("array") => self.visit_array(value, schema, depth),
             Some("object") => self.visit_object(value, schema, depth),
             _ => {}
+        }
+        // `not: {"const": v}` once the value is coerced and otherwise fits.
+        if self.problems.total == before
+            && let Some(problem) = constraint::not_const(&self.path, value, schema)
+        {
+            self.problems.push(problem);
         }
     }
 
@@ -325,9 +336,26 @@ impl<'a> Walker<'a> {
                 self.path.pop();
             }
         }
+        // `patternProperties`: a key that is not a declared field and matches a pattern takes
+        // that pattern's schema (every matching one), and is no "additional" property.
+        let patterns = schema.get("patternProperties").and_then(Value::as_object);
+        let mut patterned = std::collections::HashSet::new();
+        for (name, field) in object.iter_mut() {
+            if properties.is_some_and(|p| p.contains_key(name)) {
+                continue;
+            }
+            for (pattern, pattern_schema) in patterns.into_iter().flatten() {
+                if constraint::matches_pattern_property(pattern, name) {
+                    patterned.insert(name.clone());
+                    self.path.push(name.clone());
+                    self.visit(field, pattern_schema, None, depth + 1);
+                    self.path.pop();
+                }
+            }
+        }
         if schema.get("additionalProperties") == Some(&Value::Bool(false)) {
             for name in object.keys() {
-                if properties.is_none_or(|p| !p.contains_key(name)) {
+                if properties.is_none_or(|p| !p.contains_key(name)) && !patterned.contains(name) {
                     self.path.push(name.clone());
                     self.report("extra fields not permitted", "value_error.extra");
                     self.path.pop();
@@ -336,7 +364,7 @@ impl<'a> Walker<'a> {
         }
         if let Some(additional) = schema.get("additionalProperties").filter(|s| s.is_object()) {
             for (name, field) in object.iter_mut() {
-                if properties.is_some_and(|p| p.contains_key(name)) {
+                if properties.is_some_and(|p| p.contains_key(name)) || patterned.contains(name) {
                     continue;
                 }
                 self.path.push(name.clone());
@@ -426,6 +454,7 @@ impl<'a> Walker<'a> {
         }
         if let Value::String(text) = value
             && let Some(problem) = constraint::text(&self.path, text, schema)
+                .or_else(|| constraint::text_format(&self.path, text, schema))
         {
             self.problems.push(problem);
         }

@@ -229,12 +229,15 @@ fn matches_at_start(pattern: &str, text: &str) -> bool {
 const MAX_DEPTH: usize = 64;
 
 /// The JSON Schema keywords validation enforces: [`coerce`] checks the value against them (the
-/// structure, `enum`/`const`, and pydantic's constraints), or, for the shapes schemars derives
-/// from Rust types (a tuple's `items` list, a data-carrying enum's `oneOf`, a `format` such as
-/// `uuid`), the type's own deserializer does.
+/// structure, `enum`/`const`, pydantic's constraints, `not: {"const": v}` as schemars publishes
+/// for a signed `NonZero` integer, `patternProperties` as it publishes for a map with integer
+/// keys, and the formats in [`CHECKED_FORMATS`]), or, for the shapes schemars derives from Rust
+/// types (a tuple's `items` list, a data-carrying enum's `oneOf`), the type's own deserializer
+/// does. `not` with anything but a lone `const`, and any other `format`, are refused.
 pub const ENFORCED_KEYWORDS: &[&str] = &[
     "type",
     "properties",
+    "patternProperties",
     "required",
     "additionalProperties",
     "items",
@@ -245,6 +248,7 @@ pub const ENFORCED_KEYWORDS: &[&str] = &[
     "oneOf",
     "enum",
     "const",
+    "not",
     "format",
     "exclusiveMinimum",
     "exclusiveMaximum",
@@ -258,6 +262,62 @@ pub const ENFORCED_KEYWORDS: &[&str] = &[
     "maxItems",
     "uniqueItems",
 ];
+
+/// The `format`s validation checks: numbers' widths (schemars publishes the bounds beside them,
+/// which [`coerce`] checks), and the strings [`text_format`] parses.
+pub const CHECKED_FORMATS: &[&str] = &[
+    "int8", "int16", "int32", "int64", "int128", "int", "uint8", "uint16", "uint32", "uint64",
+    "uint128", "uint", "float", "double", "ipv4", "ipv6", "ip", "uuid",
+];
+
+/// A string's `format`, when it is one validation parses (an IP address, a UUID), as pydantic
+/// reports its own types.
+pub(crate) fn text_format(path: &[String], text: &str, schema: &Value) -> Option<Problem> {
+    let (fits, message, kind) = match schema.get("format").and_then(Value::as_str)? {
+        "ipv4" => (
+            text.parse::<std::net::Ipv4Addr>().is_ok(),
+            "value is not a valid IPv4 address",
+            "value_error.ipv4address",
+        ),
+        "ipv6" => (
+            text.parse::<std::net::Ipv6Addr>().is_ok(),
+            "value is not a valid IPv6 address",
+            "value_error.ipv6address",
+        ),
+        "ip" => (
+            text.parse::<std::net::IpAddr>().is_ok(),
+            "value is not a valid IPv4 or IPv6 address",
+            "value_error.ipvanyaddress",
+        ),
+        "uuid" => (
+            uuid::Uuid::parse_str(text).is_ok(),
+            "value is not a valid uuid",
+            "type_error.uuid",
+        ),
+        _ => return None,
+    };
+    (!fits).then(|| Problem::new(path.to_vec(), message, kind))
+}
+
+/// `not: {"const": forbidden}`: the value must differ from `forbidden` (compared as Python
+/// would, so `0.0` is `0`).
+pub(crate) fn not_const(path: &[String], value: &Value, schema: &Value) -> Option<Problem> {
+    let forbidden = schema.get("not")?.get("const")?;
+    (PyKey::of(value) == PyKey::of(forbidden)).then(|| {
+        problem(
+            path,
+            format!("value must not be {forbidden}"),
+            "value_error.const".into(),
+            format!("; given={value}"),
+        )
+    })
+}
+
+/// Whether `key` matches a `patternProperties` pattern (JSON Schema's search semantics: the
+/// pattern may match anywhere unless it is anchored).
+pub(crate) fn matches_pattern_property(pattern: &str, key: &str) -> bool {
+    matches_at_start(&format!(".*?(?:{pattern})"), key)
+}
 
 /// The JSON Schema keywords that describe and constrain nothing.
 pub const ANNOTATION_KEYWORDS: &[&str] = &[
@@ -302,7 +362,31 @@ fn walk_keywords(schema: &Value, at: &mut Vec<String>, found: &mut Vec<String>, 
             found.push(format!("{location}: {keyword}"));
             continue;
         }
+        let refused = match (keyword.as_str(), value) {
+            ("not", Value::Object(inner)) => !(inner.len() == 1 && inner.contains_key("const")),
+            ("not", _) => true,
+            ("format", Value::String(format)) => !CHECKED_FORMATS.contains(&format.as_str()),
+            ("patternProperties", Value::Object(patterns)) => {
+                patterns.keys().any(|p| regex::Regex::new(p).is_err())
+            }
+            ("patternProperties", _) => true,
+            _ => false,
+        };
+        if refused {
+            let location = if at.is_empty() {
+                "__root__".to_string()
+            } else {
+                at.join(" -> ")
+            };
+            found.push(format!("{location}: {keyword} {value}"));
+            continue;
+        }
         match (keyword.as_str(), value) {
+            ("patternProperties", Value::Object(patterns)) => {
+                for sub in patterns.values() {
+                    walk_keywords(sub, at, found, depth + 1);
+                }
+            }
             ("properties" | "definitions", Value::Object(named)) => {
                 for (name, sub) in named {
                     at.push(name.clone());
@@ -381,7 +465,11 @@ mod tests {
             "not",
         ];
         let mut refused = Vec::new();
-        for keyword in DRAFT_07 {
+        // Enforced in one shape only, checked below.
+        for keyword in DRAFT_07
+            .iter()
+            .filter(|k| !["not", "format", "patternProperties"].contains(k))
+        {
             let known =
                 ENFORCED_KEYWORDS.contains(keyword) || ANNOTATION_KEYWORDS.contains(keyword);
             let schema =
@@ -401,7 +489,6 @@ mod tests {
                 "contains",
                 "maxProperties",
                 "minProperties",
-                "patternProperties",
                 "dependencies",
                 "propertyNames",
                 "contentMediaType",
@@ -409,13 +496,29 @@ mod tests {
                 "if",
                 "then",
                 "else",
-                "not"
             ]
         );
+        let property = |schema: Value| json!({"properties": {"x": schema}});
+        let flagged = |schema: Value| unenforced_keywords(&property(schema));
+        assert!(flagged(json!({"type": "integer", "not": {"const": 0}})).is_empty());
+        assert_eq!(
+            flagged(json!({"not": {"type": "string"}})),
+            ["x: not {\"type\":\"string\"}"]
+        );
+        assert_eq!(flagged(json!({"not": 1})), ["x: not 1"]);
+        assert!(flagged(json!({"type": "string", "format": "uuid"})).is_empty());
+        assert_eq!(
+            flagged(json!({"type": "string", "format": "email"})),
+            ["x: format \"email\""]
+        );
+        let map = json!({"type": "object", "patternProperties": {"^\\d+$": {"type": "string"}}});
+        assert!(flagged(map).is_empty());
+        let nested = json!({"patternProperties": {"^\\d+$": {"type": "string", "if": {}}}});
+        assert_eq!(flagged(nested), ["x: if"]);
         // Found at any depth: in definitions, list items and variants too.
         let nested = json!({"definitions": {"Opt": {"properties": {"tags": {"type": "array",
             "items": {"anyOf": [{"type": "string", "not": {}}, {"type": "null"}]}}}}}});
-        assert_eq!(unenforced_keywords(&nested), vec!["Opt -> tags: not"]);
+        assert_eq!(unenforced_keywords(&nested), vec!["Opt -> tags: not {}"]);
     }
 
     /// Each constraint keyword in [`ENFORCED_KEYWORDS`] refuses a value that breaks it.

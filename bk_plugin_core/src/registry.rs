@@ -112,7 +112,7 @@ pub enum RegistryError {
     },
     /// A model's schema has a keyword validation would not enforce (a hand-written `JsonSchema`).
     #[error(
-        "plugin {type_name} (version {version}): the schema of its {model} publishes what validation does not check ({keywords}); use a field type whose schema validation checks (a plain integer with #[field(gt = 0)] instead of a NonZero integer, String keys instead of integer map keys), or remove the keyword from a hand-written JsonSchema"
+        "plugin {type_name} (version {version}): the schema of its {model} publishes what validation does not check ({keywords}); if a field's type publishes it (a `format` such as \"email\" or \"date-time\"), use a String or number field with #[field(...)] constraints instead; in a hand-written JsonSchema, remove it"
     )]
     UnenforcedKeyword {
         /// The plugin type.
@@ -527,7 +527,7 @@ mod tests {
         assert_eq!(
             err.as_deref(),
             Some(
-                "plugin crate::Promises (version 4.0.0): the schema of its inputs publishes what validation does not check (__root__: minProperties); use a field type whose schema validation checks (a plain integer with #[field(gt = 0)] instead of a NonZero integer, String keys instead of integer map keys), or remove the keyword from a hand-written JsonSchema"
+                "plugin crate::Promises (version 4.0.0): the schema of its inputs publishes what validation does not check (__root__: minProperties); if a field's type publishes it (a `format` such as \"email\" or \"date-time\"), use a String or number field with #[field(...)] constraints instead; in a hand-written JsonSchema, remove it"
             )
         );
     }

@@ -2,8 +2,6 @@
 //! (docs/authoring.md's `HarnessError` table).
 #![allow(missing_docs)]
 
-use std::num::NonZeroI8;
-
 use bk_plugin_core::prelude::*;
 use bk_plugin_core::testing::{Harness, HarnessError};
 use serde_json::json;
@@ -24,17 +22,19 @@ impl Plugin for Plain {
     }
 }
 
-#[inputs]
-pub struct Count {
-    /// schemars publishes `not: {const: 0}` for a signed NonZero integer.
-    pub count: NonZeroI8,
-}
-
-#[bk_plugin(version = "1.0.0", desc = "non-zero", inputs = Count, outputs = Done)]
+/// Enables the plugin callback but has no `plugin_callback_info` context input: the server
+/// refuses to start with it.
+#[bk_plugin(
+    version = "1.0.0",
+    desc = "no callback info",
+    enable_plugin_callback = true,
+    inputs = Empty,
+    outputs = Done
+)]
 #[derive(Default)]
-pub struct NonZero;
+pub struct NoCallbackInfo;
 
-impl Plugin for NonZero {
+impl Plugin for NoCallbackInfo {
     async fn execute(&self, _: Self::Inputs, _: &mut Context<Self>) -> Step<Self> {
         Ok(Next::Done(Done {}))
     }
@@ -42,13 +42,16 @@ impl Plugin for NonZero {
 
 #[tokio::test]
 async fn invoke_is_refused_when_the_server_would_refuse_the_plugin_at_start() {
-    let mut harness = Harness::new(NonZero);
-    let found = harness.invoke(json!({"count": 1}), json!({})).await.err();
+    let mut harness = Harness::new(NoCallbackInfo);
+    let found = harness.invoke(json!({}), json!({})).await.err();
     let Some(HarnessError::Refused(message)) = found else {
         panic!("expected Refused, got {found:?}");
     };
-    assert!(message.contains("not"), "{message}");
-    assert!(message.contains("NonZero"), "{message}");
+    assert!(message.contains("plugin_callback_info"), "{message}");
+    assert!(
+        message.contains("NoCallbackInfo (version 1.0.0)"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
