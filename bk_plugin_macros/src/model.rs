@@ -248,7 +248,33 @@ fn struct_model(item: &mut syn::ItemStruct, errors: &mut Option<syn::Error>) -> 
             }
         });
     }
+    if !every_field_has_a_default && named && item.generics.params.is_empty() {
+        extra.push(refuse_default_impl(&ident));
+    }
     quote!(#(#extra)*)
+}
+
+/// A model with a required field gets no generated `Default`; one derived above the model
+/// macro (which the macro cannot see) would give a parent's bare `#[field(default)]` each
+/// field's zero. This fails to compile when `ident: Default`: with a `Default` impl, two impls of
+/// the probe trait apply and the `_` cannot be inferred (static_assertions' `assert_not_impl_any!`
+/// trick), and rustc's error names the probe trait, whose name says what to do.
+fn refuse_default_impl(ident: &syn::Ident) -> TokenStream {
+    quote_spanned! {ident.span()=>
+        const _: fn() = || {
+            #[allow(non_camel_case_types, dead_code)]
+            trait do_not_implement_Default_on_a_model_with_a_required_field_give_each_field_a_field_default_instead<Probe> {
+                fn probe() {}
+            }
+            impl<T: ?::core::marker::Sized>
+                do_not_implement_Default_on_a_model_with_a_required_field_give_each_field_a_field_default_instead<()> for T {}
+            #[allow(dead_code)]
+            struct ImplementsDefault;
+            impl<T: ?::core::marker::Sized + ::core::default::Default>
+                do_not_implement_Default_on_a_model_with_a_required_field_give_each_field_a_field_default_instead<ImplementsDefault> for T {}
+            let _ = <#ident as do_not_implement_Default_on_a_model_with_a_required_field_give_each_field_a_field_default_instead<_>>::probe;
+        };
+    }
 }
 
 /// The body of a `#[field(default = expr)]` function returning `ty`.
