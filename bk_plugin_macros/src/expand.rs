@@ -93,22 +93,23 @@ fn expand_plugin(decl: &PluginDecl) -> TokenStream {
         .into_iter()
         .flatten()
         .map(|ty| quote_spanned!(ty.span()=> const _: () = #root::assert_model::<#ty>();));
-    let plugin_check =
-        quote_spanned!(ident.span()=> const _: () = #root::assert_plugin::<#ident>(););
+    // The only place the generated code requires `Plugin`: a missing impl is one error, on the
+    // author's type name.
+    let erase = quote_spanned!(ident.span()=> (#root::assert_plugin::<#ident>()));
     let build = match &decl.init {
         Some(init) => quote_spanned!(init.span()=>
             match #init() {
-                ::core::result::Result::Ok(plugin) => ::core::result::Result::Ok(__bkp::erase::<#ident>(plugin)),
+                ::core::result::Result::Ok(plugin) => ::core::result::Result::Ok(#erase(plugin)),
                 ::core::result::Result::Err(error) => ::core::result::Result::Err(::std::string::ToString::to_string(&error)),
             }
         ),
         // A unit struct is its own value; any other struct is built with `Default` (a missing
         // impl is reported on the author's type name).
         None if matches!(item.fields, syn::Fields::Unit) => quote_spanned!(ident.span()=>
-            ::core::result::Result::Ok(__bkp::erase::<#ident>(#ident))
+            ::core::result::Result::Ok(#erase(#ident))
         ),
         None => quote_spanned!(ident.span()=>
-            ::core::result::Result::Ok(__bkp::erase::<#ident>(<#ident as #root::BuildPlugin>::build()))
+            ::core::result::Result::Ok(#erase(<#ident as #root::BuildPlugin>::build()))
         ),
     };
     let form = crate::forms::form_tokens(version);
@@ -130,7 +131,6 @@ fn expand_plugin(decl: &PluginDecl) -> TokenStream {
             }
 
             #(#model_checks)*
-            #plugin_check
 
             fn __bkp_build() -> ::core::result::Result<::std::boxed::Box<dyn __bkp::ErasedPlugin>, ::std::string::String> {
                 #build
