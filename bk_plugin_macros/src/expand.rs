@@ -89,10 +89,6 @@ fn expand_plugin(decl: &PluginDecl) -> TokenStream {
         model(&decl.context_inputs),
         model(&decl.outputs),
     );
-    let model_checks = [&decl.inputs, &decl.context_inputs, &decl.outputs]
-        .into_iter()
-        .flatten()
-        .map(|ty| quote_spanned!(ty.span()=> const _: () = #root::assert_model::<#ty>();));
     // The only place the generated code requires `Plugin`: a missing impl is one error, on the
     // author's type name.
     let erase = quote_spanned!(ident.span()=> (#root::assert_plugin::<#ident>()));
@@ -130,7 +126,6 @@ fn expand_plugin(decl: &PluginDecl) -> TokenStream {
                 type Outputs = #outputs;
             }
 
-            #(#model_checks)*
 
             fn __bkp_build() -> ::core::result::Result<::std::boxed::Box<dyn __bkp::ErasedPlugin>, ::std::string::String> {
                 #build
