@@ -62,7 +62,8 @@ fn main() {
 }
 "#;
 
-const BUILD_RS: &str = "fn main() { println!(\"cargo::rerun-if-changed=forms\"); }\n";
+const BUILD_RS: &str = "fn main() { println!(\"cargo::rerun-if-changed=forms\"); \
+                        println!(\"cargo::rustc-env=BK_PLUGIN_FORMS_WATCHED=forms\"); }\n";
 
 impl Package {
     fn new() -> Self {
@@ -169,6 +170,24 @@ fn adding_changing_and_removing_a_form_rebuild_and_bad_form_folders_fail_the_bui
         "one error and the summary: {error}"
     );
     package.remove("forms/1.10.0");
+
+    // A version folder without form.js: remove the folder to remove a form.
+    package.write("forms/1.1.0/notes.txt", "no form here");
+    let error = package.run().err().unwrap_or_default();
+    let expected = "forms/1.1.0/ has no form.js: put the form in forms/1.1.0/form.js or remove \
+                    the directory";
+    assert_eq!(error.matches(expected).count(), 1, "{error}");
+    package.remove("forms/1.1.0");
+
+    // A build script that watches only itself would stop Cargo watching forms/.
+    package.write(
+        "build.rs",
+        "fn main() { println!(\"cargo::rerun-if-changed=build.rs\"); }\n",
+    );
+    let error = package.run().err().unwrap_or_default();
+    let expected = "this package has a forms/ directory but a build script that does not say it \
+                    watches forms/";
+    assert_eq!(error.matches(expected).count(), 1, "{error}");
 
     package.remove("build.rs");
     let error = package.run().err().unwrap_or_default();

@@ -5,8 +5,10 @@
 //! - The form of a version is `include_str!`ed, so changing it rebuilds the crate. Adding or
 //!   removing a form is not seen by rustc (stable Rust has no way for a macro to track a
 //!   directory), so a package with a `forms/` directory must have a build script that tells Cargo
-//!   to watch it: `println!("cargo::rerun-if-changed=forms");`. Without one (no `OUT_DIR` when the
-//!   macro runs) it is a compile error.
+//!   to watch it and says so: `println!("cargo::rerun-if-changed=forms");` and
+//!   `println!("cargo::rustc-env=BK_PLUGIN_FORMS_WATCHED=forms");`. Without the second (no build
+//!   script, or one that watches something else, such as `rerun-if-changed=build.rs`, which stops
+//!   Cargo from watching anything else) it is a compile error.
 //! - A `forms/<dir>/` whose name is no declared version is a compile error: the versions are the
 //!   `version = "..."` of every `#[bk_plugin(...)]` in `src/`.
 //! - A `forms/<version>/` without a `form.js` is a compile error.
@@ -21,8 +23,13 @@ use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::LitStr;
 
-/// The build script line that makes Cargo rebuild when a form is added, changed or removed.
-const BUILD_SCRIPT: &str = "fn main() { println!(\"cargo::rerun-if-changed=forms\"); }";
+/// The build script lines that make Cargo rebuild when a form is added, changed or removed, and
+/// tell the macro they are there.
+const BUILD_SCRIPT: &str = "fn main() { println!(\"cargo::rerun-if-changed=forms\"); \
+     println!(\"cargo::rustc-env=BK_PLUGIN_FORMS_WATCHED=forms\"); }";
+
+/// What the build script sets (`cargo::rustc-env`) beside `cargo::rerun-if-changed=forms`.
+const WATCHED_ENV: &str = "BK_PLUGIN_FORMS_WATCHED";
 
 /// The `form` field of the version's record: `Some(include_str!(...))` or `None`, with a
 /// `compile_error!` beside it for every problem this plugin reports.
@@ -65,10 +72,16 @@ fn reports_for_package(root: &Path, own: &str) -> bool {
 
 fn package_problems(root: &Path, forms: &Path) -> Vec<String> {
     let mut problems = Vec::new();
-    if std::env::var_os("OUT_DIR").is_none() {
+    if std::env::var(WATCHED_ENV).as_deref() != Ok("forms") {
+        let has = if std::env::var_os("OUT_DIR").is_none() {
+            "no build script"
+        } else {
+            "a build script that does not say it watches forms/"
+        };
         problems.push(format!(
-            "this package has a forms/ directory but no build script, so adding or removing a \
-             form would not rebuild it: add a build.rs containing `{BUILD_SCRIPT}`"
+            "this package has a forms/ directory but {has}, so adding or removing a form would \
+             not rebuild it: the build.rs must contain `{BUILD_SCRIPT}` (a \
+             `cargo::rerun-if-changed` of anything else stops Cargo watching forms/)"
         ));
     }
     let versions = declared_versions(root);

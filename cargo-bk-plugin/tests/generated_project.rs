@@ -110,7 +110,9 @@ fn a_generated_project_builds_passes_its_tests_and_its_deployment_files_agree() 
     let app_desc = read(&dir, "app_desc.yml");
     let dockerfile = read(&dir, "Dockerfile");
     // Forms are compiled in: the build script makes Cargo rebuild when one is added or removed.
-    assert!(read(&dir, "build.rs").contains("println!(\"cargo::rerun-if-changed=forms\");"));
+    let build_rs = read(&dir, "build.rs");
+    assert!(build_rs.contains("println!(\"cargo::rerun-if-changed=forms\");"));
+    assert!(build_rs.contains("println!(\"cargo::rustc-env=BK_PLUGIN_FORMS_WATCHED=forms\");"));
     let hook = read(&dir, "bin/sync_apigateway.sh");
     let form = read(&dir, "forms/1.0.0/form.js");
 
