@@ -24,74 +24,7 @@
 use serde_json::{Map, Number, Value};
 
 use crate::constraint;
-
-/// The most problems one validation lists; the others are only counted.
-pub const MAX_LISTED: usize = 40;
-
-/// One reason a value does not fit its model, as pydantic v1 reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Where: field names and list indexes from the model down (`["options", "name"]`,
-    /// `["tags", "2"]`); `["__root__"]` for the value itself.
-    pub loc: Vec<String>,
-    /// What is wrong (`field required`).
-    pub message: String,
-    /// pydantic's error type (`value_error.missing`).
-    pub kind: String,
-    /// pydantic's error context, already rendered (`; enum_values=[...]`), or empty.
-    pub context: String,
-}
-
-impl Problem {
-    /// A problem at `loc`.
-    pub fn new(loc: Vec<String>, message: impl Into<String>, kind: impl Into<String>) -> Self {
-        Self {
-            loc,
-            message: message.into(),
-            kind: kind.into(),
-            context: String::new(),
-        }
-    }
-}
-
-impl std::fmt::Display for Problem {
-    /// Two lines, as pydantic v1 prints each error: the location joined with ` -> `, then the
-    /// indented message with its type.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}\n  {} (type={}{})",
-            self.loc.join(" -> "),
-            self.message,
-            self.kind,
-            self.context
-        )
-    }
-}
-
-/// Every problem found (at most [`MAX_LISTED`]) and how many there were in all.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Problems {
-    /// The first problems, in field order.
-    pub listed: Vec<Problem>,
-    /// How many problems there were, listed or not.
-    pub total: usize,
-}
-
-impl Problems {
-    /// Whether the value fits.
-    pub fn is_empty(&self) -> bool {
-        self.total == 0
-    }
-
-    /// Records one problem.
-    pub fn push(&mut self, problem: Problem) {
-        self.total += 1;
-        if self.listed.len() < MAX_LISTED {
-            self.listed.push(problem);
-        }
-    }
-}
+pub use crate::problem::{MAX_LISTED, Problem, Problems};
 
 /// Coerces `value` in place along `schema` (whose `$ref`s point into `definitions`) and returns
 /// every problem found. No problem means strict deserialization can take it from here.
@@ -376,44 +309,53 @@ impl<'a> Walker<'a> {
 
     fn coerce_integer(&mut self, value: &mut Value, schema: &Value) {
         let converted = match value {
-            Value::Number(n) if n.is_i64() || n.is_u64() => None,
-            Value::Number(n) => match n.as_f64().and_then(integral) {
-                Some(v) => Some(v),
-                None => return self.report("value is not a valid integer", "type_error.integer"),
-            },
-            Value::String(s) => match parse_integer(s.trim()) {
-                Some(v) => Some(v),
-                None => return self.report("value is not a valid integer", "type_error.integer"),
-            },
-            Value::Bool(b) => Some(Value::from(i64::from(*b))),
-            _ => return self.report("value is not a valid integer", "type_error.integer"),
+            Value::Number(n) if n.is_i64() || n.is_u64() => Some(None),
+            Value::Number(n) => n.as_f64().and_then(integral).map(Some),
+            Value::String(s) => parse_integer(s.trim()).map(Some),
+            Value::Bool(b) => Some(Some(Value::from(i64::from(*b)))),
+            _ => None,
         };
-        if let Some(v) = converted {
-            *value = v;
-        }
-        self.check_bounds(value, schema);
+        let refused = ("value is not a valid integer", "type_error.integer");
+        self.convert_number(value, schema, converted, refused);
     }
 
     fn coerce_number(&mut self, value: &mut Value, schema: &Value) {
         let converted = match value {
-            Value::Number(_) => None,
-            Value::String(s) => match parse_integer(s.trim()).or_else(|| {
-                s.trim()
-                    .parse::<f64>()
-                    .ok()
-                    .and_then(Number::from_f64)
-                    .map(Value::Number)
-            }) {
-                Some(v) => Some(v),
-                None => return self.report("value is not a valid float", "type_error.float"),
-            },
-            Value::Bool(b) => Some(Value::from(i64::from(*b))),
-            _ => return self.report("value is not a valid float", "type_error.float"),
+            Value::Number(_) => Some(None),
+            Value::String(s) => parse_integer(s.trim())
+                .or_else(|| {
+                    s.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(Number::from_f64)
+                        .map(Value::Number)
+                })
+                .map(Some),
+            Value::Bool(b) => Some(Some(Value::from(i64::from(*b)))),
+            _ => None,
         };
-        if let Some(v) = converted {
-            *value = v;
+        let refused = ("value is not a valid float", "type_error.float");
+        self.convert_number(value, schema, converted, refused);
+    }
+
+    /// Puts the `converted` number in place of `value` (`Some(None)`: `value` is one already) and
+    /// checks its bounds, or reports `refused` (message, error type) when it could not be converted.
+    fn convert_number(
+        &mut self,
+        value: &mut Value,
+        schema: &Value,
+        converted: Option<Option<Value>>,
+        refused: (&'static str, &'static str),
+    ) {
+        match converted {
+            None => self.report(refused.0, refused.1),
+            Some(converted) => {
+                if let Some(v) = converted {
+                    *value = v;
+                }
+                self.check_bounds(value, schema);
+            }
         }
-        self.check_bounds(value, schema);
     }
 
     /// pydantic's `gt`, `ge`, `lt`, `le`, `multiple_of` (see [`crate::constraint`]).
@@ -540,6 +482,37 @@ fn integral(x: f64) -> Option<Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Each constraint keyword in `constraint::ENFORCED_KEYWORDS` refuses a value that breaks it.
+    #[test]
+    fn every_constraint_keyword_refuses_a_value_that_breaks_it() {
+        let cases = [
+            (json!({"type": "integer", "exclusiveMinimum": 1}), json!(1)),
+            (json!({"type": "integer", "exclusiveMaximum": 1}), json!(1)),
+            (json!({"type": "integer", "minimum": 1}), json!(0)),
+            (json!({"type": "integer", "maximum": 1}), json!(2)),
+            (json!({"type": "number", "multipleOf": 0.5}), json!(0.7)),
+            (json!({"type": "string", "minLength": 2}), json!("a")),
+            (json!({"type": "string", "maxLength": 1}), json!("ab")),
+            (json!({"type": "string", "pattern": "^a"}), json!("ba")),
+            (json!({"type": "array", "minItems": 1}), json!([])),
+            (json!({"type": "array", "maxItems": 1}), json!([1, 2])),
+            (
+                json!({"type": "array", "uniqueItems": true}),
+                json!([1, 1.0]),
+            ),
+            (
+                json!({"type": "object", "additionalProperties": false}),
+                json!({"x": 1}),
+            ),
+            (json!({"enum": ["a"]}), json!("b")),
+            (json!({"type": "object", "required": ["x"]}), json!({})),
+        ];
+        for (schema, mut value) in cases {
+            let found = coerce(&mut value, &schema, &Map::new());
+            assert_eq!(found.total, 1, "{schema} should refuse {value}");
+        }
+    }
 
     fn schema() -> (Value, Map<String, Value>) {
         let definitions = json!({

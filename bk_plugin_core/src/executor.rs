@@ -25,8 +25,9 @@ use serde_json::{Map, Value};
 use tracing::Instrument;
 
 use crate::callback::CallbackIssuer;
-use crate::context::{CallbackDelivery, Context};
+pub use crate::context::StepInput;
 use crate::model::{ModelShape, validate};
+use crate::plugin::Context;
 use crate::plugin::{self, Plugin};
 use crate::state::State;
 
@@ -60,47 +61,6 @@ impl ModelSchemas {
             context_inputs_shape: ModelShape::of::<P::ContextInputs>(),
             outputs_shape: ModelShape::of::<P::Outputs>(),
         }
-    }
-}
-
-/// Everything a step needs to know about its invocation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepInput {
-    /// The invocation's trace id.
-    pub trace_id: String,
-    /// EMPTY for the first run, POLL or CALLBACK for a re-run.
-    pub state: State,
-    /// 1 for the first run.
-    pub invoke_count: u32,
-    /// The invoke's `inputs`, as the caller sent them.
-    pub inputs: Value,
-    /// The invoke's `context`, as the caller sent it.
-    pub context: Value,
-    /// The storage persisted by the previous run (empty on the first).
-    pub storage: Map<String, Value>,
-    /// The outputs persisted by the previous run (empty on the first).
-    pub outputs: Map<String, Value>,
-    /// The delivered callback, on a CALLBACK re-run.
-    pub callback: Option<CallbackDelivery>,
-}
-
-impl StepInput {
-    /// The first run of a new invocation.
-    pub fn first(trace_id: impl Into<String>, inputs: Value, context: Value) -> Self {
-        Self {
-            trace_id: trace_id.into(),
-            state: State::Empty,
-            invoke_count: 1,
-            inputs,
-            context,
-            storage: Map::new(),
-            outputs: Map::new(),
-            callback: None,
-        }
-    }
-
-    fn is_first_run(&self) -> bool {
-        self.state == State::Empty
     }
 }
 
@@ -225,30 +185,12 @@ async fn run_step_inner<P: Plugin>(
             return fail_early(FailureKind::InvalidInputs, err, input);
         }
     };
-    let StepInput {
-        trace_id,
-        state,
-        invoke_count,
-        storage,
-        outputs,
-        callback,
-        ..
-    } = input;
     let (kept_storage, kept_outputs) = if first {
         (Map::new(), Map::new())
     } else {
-        (storage.clone(), outputs.clone())
+        (input.storage.clone(), input.outputs.clone())
     };
-    let mut ctx = Context::<P>::new(
-        trace_id,
-        state,
-        invoke_count,
-        data,
-        storage,
-        outputs,
-        callback,
-        issuer,
-    );
+    let mut ctx = Context::<P>::new(input, data, issuer);
     let result = AssertUnwindSafe(plugin.execute(inputs, &mut ctx))
         .catch_unwind()
         .await;

@@ -18,6 +18,7 @@ pub mod form;
 pub mod meta;
 pub mod model;
 pub mod plugin;
+pub mod problem;
 pub mod registry;
 pub mod schema;
 pub mod state;
@@ -26,14 +27,14 @@ pub mod version;
 
 pub use bk_plugin_macros::{bk_plugin, context_inputs, inputs, outputs};
 pub use callback::{CallbackIssuer, CallbackPreparation, IssueCallbackError};
-pub use context::{CallbackDelivery, Context, Run};
+pub use context::{CallbackDelivery, Run};
 pub use meta::{PluginMeta, ScopeRule};
 #[doc(hidden)]
 pub use model::assert_model;
 pub use model::{Empty, Model, ModelShape, PluginCallbackInfo, ValidationError};
 #[doc(hidden)]
 pub use plugin::{BuildPlugin, assert_plugin};
-pub use plugin::{Next, Plugin, PluginError, PluginModels, Step};
+pub use plugin::{Context, Next, Plugin, PluginError, PluginModels, Step};
 pub use registry::{PluginVersion, Registry, RegistryError};
 pub use state::State;
 

@@ -394,19 +394,26 @@ mod tests {
     use crate::prelude::*;
     use serde_json::json;
 
+    /// A plugin type `$name` with `$inputs` and no context inputs or outputs.
+    macro_rules! plugin_type {
+        ($name:ident, $inputs:ty) => {
+            #[derive(Default)]
+            pub struct $name;
+
+            impl PluginModels for $name {
+                type Inputs = $inputs;
+                type ContextInputs = Empty;
+                type Outputs = Empty;
+            }
+        };
+    }
+
     #[inputs]
     pub struct FormInputs {
         pub biz: i64,
     }
 
-    #[derive(Default)]
-    pub struct Formed;
-
-    impl PluginModels for Formed {
-        type Inputs = FormInputs;
-        type ContextInputs = Empty;
-        type Outputs = Empty;
-    }
+    plugin_type!(Formed, FormInputs);
 
     impl Plugin for Formed {
         async fn execute(&self, _: Self::Inputs, _: &mut Context<Self>) -> Step<Self> {
@@ -495,14 +502,7 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
-    pub struct Promises;
-
-    impl PluginModels for Promises {
-        type Inputs = Promising;
-        type ContextInputs = Empty;
-        type Outputs = Empty;
-    }
+    plugin_type!(Promises, Promising);
 
     impl Plugin for Promises {
         async fn execute(&self, _: Promising, _: &mut Context<Self>) -> Step<Self> {
@@ -550,31 +550,30 @@ mod tests {
         );
     }
 
+    /// Loading `records` fails with the `RegistryError` variant named.
+    macro_rules! assert_refused {
+        ($records:expr, $variant:ident) => {{
+            let err = Registry::from_records($records).err();
+            assert!(
+                matches!(err, Some(RegistryError::$variant { .. })),
+                "{err:?}"
+            );
+        }};
+    }
+
     #[test]
     fn versions_equal_but_for_leading_zeros_are_duplicates() {
-        let err = Registry::from_records([&A, &PADDED]).err();
-        assert!(
-            matches!(err, Some(RegistryError::DuplicateVersion { .. })),
-            "{err:?}"
-        );
+        assert_refused!([&A, &PADDED], DuplicateVersion);
     }
 
     #[test]
     fn enable_plugin_callback_requires_plugin_callback_info() {
-        let err = Registry::from_records([&CALLBACK]).err();
-        assert!(
-            matches!(err, Some(RegistryError::CallbackInfoMissing { .. })),
-            "{err:?}"
-        );
+        assert_refused!([&CALLBACK], CallbackInfoMissing);
     }
 
     #[test]
     fn an_invalid_version_is_refused_at_load() {
-        let err = Registry::from_records([&BAD]).err();
-        assert!(
-            matches!(err, Some(RegistryError::InvalidVersion { .. })),
-            "{err:?}"
-        );
+        assert_refused!([&BAD], InvalidVersion);
     }
 
     #[test]

@@ -43,28 +43,32 @@ pub(crate) fn combine(errors: &mut Option<syn::Error>, error: syn::Error) {
 
 /// The string literal of `value`, or an error on it.
 pub(crate) fn string_literal(value: &Expr, key: &str) -> syn::Result<syn::LitStr> {
-    match value {
-        Expr::Lit(syn::ExprLit {
-            lit: Lit::Str(s), ..
-        }) => Ok(s.clone()),
-        other => Err(syn::Error::new_spanned(
-            other,
-            format!("`{key}` takes a string literal"),
-        )),
-    }
+    literal(value, key, "a string literal", |lit| match lit {
+        Lit::Str(s) => Some(s.clone()),
+        _ => None,
+    })
 }
 
 /// The boolean literal of `value`, or an error on it.
 pub(crate) fn bool_literal(value: &Expr, key: &str) -> syn::Result<syn::LitBool> {
+    literal(value, key, "`true` or `false`", |lit| match lit {
+        Lit::Bool(b) => Some(b.clone()),
+        _ => None,
+    })
+}
+
+/// The literal `pick` takes from `value`, or an error on `value` saying what `key` takes.
+fn literal<T>(
+    value: &Expr,
+    key: &str,
+    takes: &str,
+    pick: impl Fn(&Lit) -> Option<T>,
+) -> syn::Result<T> {
     match value {
-        Expr::Lit(syn::ExprLit {
-            lit: Lit::Bool(b), ..
-        }) => Ok(b.clone()),
-        other => Err(syn::Error::new_spanned(
-            other,
-            format!("`{key}` takes `true` or `false`"),
-        )),
+        Expr::Lit(syn::ExprLit { lit, .. }) => pick(lit),
+        _ => None,
     }
+    .ok_or_else(|| syn::Error::new_spanned(value, format!("`{key}` takes {takes}")))
 }
 
 /// The type named by `value` (a path such as `EchoInputs` or `crate::models::Inputs`).

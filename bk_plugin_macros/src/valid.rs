@@ -29,7 +29,9 @@ pub(crate) fn check_plugin(decl: &PluginDecl) -> syn::Result<()> {
     }
 }
 
-/// The protocol's version syntax: `^[0-9]+\.[0-9]+\.[0-9][a-z0-9]*$`, at most 128 characters.
+/// The protocol's version syntax, at compile time: the same grammar and messages as
+/// `bk_plugin_core::version::check_version` (the rule's home, which this crate cannot call;
+/// see docs/architecture.md): `^[0-9]+\.[0-9]+\.[0-9][a-z0-9]*$`, at most 128 characters.
 fn version_problem(version: &str) -> Option<String> {
     if version.len() > MAX_VERSION_LEN {
         return Some(format!(
