@@ -1,5 +1,6 @@
-//! The context of one step: what `execute` knows about its invocation (which run it is, the
-//! context inputs, the callback that woke it), its storage and its partial outputs.
+//! What one step is given (`StepInput`: which run it is, the invocation's inputs, storage and
+//! partial outputs, the callback that woke it) and the [`Run`] a plugin sees. The author-facing
+//! `Context` that wraps a `StepInput` lives in `plugin.rs`, next to `Plugin`.
 
 use serde_json::{Map, Value};
 
