@@ -33,8 +33,10 @@ pub use meta::{PluginMeta, ScopeRule};
 pub use model::assert_model;
 pub use model::{Empty, Model, ModelShape, PluginCallbackInfo, ValidationError};
 #[doc(hidden)]
-pub use plugin::{BuildPlugin, assert_plugin};
+pub use plugin::BuildPlugin;
 pub use plugin::{Context, Next, Plugin, PluginError, PluginModels, Step};
+#[doc(hidden)]
+pub use registry::assert_plugin;
 pub use registry::{PluginVersion, Registry, RegistryError};
 pub use state::State;
 

@@ -138,13 +138,6 @@ impl<T: Default> BuildPlugin for T {
     }
 }
 
-/// Used by the code `#[bk_plugin]` generates: the one place that requires, on the author's type
-/// name, that the plugin type implements `Plugin` (so a missing impl is one error), returning
-/// what erases a built plugin's type.
-pub const fn assert_plugin<T: Plugin>() -> fn(T) -> Box<dyn crate::registry::ErasedPlugin> {
-    crate::registry::erase::<T>
-}
-
 /// The context `execute` receives.
 pub struct Context<P: PluginModels> {
     step: StepInput,

@@ -386,6 +386,14 @@ impl Registry {
     }
 }
 
+/// Used by the code `#[bk_plugin]` generates: the one place that requires, on the author's type
+/// name, that the plugin type implements `Plugin` (so a missing impl is one error), returning
+/// what erases a built plugin's type. It lives here, beside `erase`, so that `plugin` needs
+/// nothing from the registry (no module imports one that imports it back).
+pub const fn assert_plugin<T: Plugin>() -> fn(T) -> Box<dyn ErasedPlugin> {
+    erase::<T>
+}
+
 #[cfg(test)]
 #[allow(unreachable_pub)]
 mod tests {
