@@ -415,5 +415,3 @@ async fn record_step<C: ConnectionTrait>(
     }
     Ok(true)
 }
-
-//END
