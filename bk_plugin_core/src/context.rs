@@ -1,10 +1,41 @@
 //! What one step is given (`StepInput`: which run it is, the invocation's inputs, storage and
-//! partial outputs, the callback that woke it) and the [`Run`] a plugin sees. The author-facing
-//! `Context` that wraps a `StepInput` lives in `plugin.rs`, next to `Plugin`.
+//! partial outputs, the callback that woke it; [`StepServices`]: what the runtime lends it) and
+//! the [`Run`] a plugin sees. The author-facing `Context` that wraps a `StepInput` lives in
+//! `plugin.rs`, next to `Plugin`.
+
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::bkapi::{BkApiTransport, NoBkApi};
+use crate::callback::{CallbackIssuer, NoCallbacks};
 use crate::state::State;
+
+/// What the runtime lends a step: the issuer of callback URLs and the transport of BK API
+/// calls. Cheap to clone.
+#[derive(Clone)]
+pub struct StepServices {
+    /// Issues the URLs of `prepare_callback`.
+    pub callbacks: Arc<dyn CallbackIssuer>,
+    /// Sends the calls of `ctx.bkapi()`.
+    pub bkapi: Arc<dyn BkApiTransport>,
+}
+
+impl StepServices {
+    /// Services that refuse: no callbacks, no BK API calls.
+    pub fn none() -> Self {
+        Self {
+            callbacks: Arc::new(NoCallbacks),
+            bkapi: Arc::new(NoBkApi),
+        }
+    }
+}
+
+impl std::fmt::Debug for StepServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepServices").finish_non_exhaustive()
+    }
+}
 
 /// The callback that woke a CALLBACK re-run.
 #[derive(Debug, Clone, PartialEq)]

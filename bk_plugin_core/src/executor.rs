@@ -17,15 +17,13 @@
 //! | `Next::Done(o)` | SUCCESS, outputs `o` then the other keys set so far | the same |
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
-use crate::callback::CallbackIssuer;
-pub use crate::context::StepInput;
+pub use crate::context::{StepInput, StepServices};
 use crate::model::{ModelShape, validate};
 use crate::plugin::Context;
 use crate::plugin::{self, Plugin};
@@ -145,10 +143,10 @@ pub async fn run_step<P: Plugin>(
     plugin: &P,
     schemas: &ModelSchemas,
     input: StepInput,
-    issuer: Arc<dyn CallbackIssuer>,
+    services: StepServices,
 ) -> StepOutcome {
     let span = tracing::info_span!("step", trace_id = %input.trace_id);
-    run_step_inner(plugin, schemas, input, issuer)
+    run_step_inner(plugin, schemas, input, services)
         .instrument(span)
         .await
 }
@@ -157,7 +155,7 @@ async fn run_step_inner<P: Plugin>(
     plugin: &P,
     schemas: &ModelSchemas,
     input: StepInput,
-    issuer: Arc<dyn CallbackIssuer>,
+    services: StepServices,
 ) -> StepOutcome {
     let first = input.is_first_run();
     let fail_early = |kind, err: String, input: StepInput| StepOutcome {
@@ -190,7 +188,7 @@ async fn run_step_inner<P: Plugin>(
     } else {
         (input.storage.clone(), input.outputs.clone())
     };
-    let mut ctx = Context::<P>::new(input, data, issuer);
+    let mut ctx = Context::<P>::new(input, data, services);
     let result = AssertUnwindSafe(plugin.execute(inputs, &mut ctx))
         .catch_unwind()
         .await;
@@ -295,7 +293,7 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 mod tests {
     use super::*;
     use super::{Next, plugin};
-    use crate::callback::NoCallbacks;
+
     use crate::prelude::*;
     use serde_json::json;
 
@@ -341,7 +339,7 @@ mod tests {
             &Probe,
             &ModelSchemas::of::<Probe>(),
             input,
-            Arc::new(NoCallbacks),
+            StepServices::none(),
         )
         .await
     }

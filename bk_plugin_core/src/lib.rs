@@ -8,6 +8,7 @@
 
 extern crate self as bk_plugin_core;
 
+pub mod bkapi;
 pub mod callback;
 pub mod coerce;
 pub mod constraint;
@@ -26,8 +27,9 @@ pub mod testing;
 pub mod version;
 
 pub use bk_plugin_macros::{bk_plugin, context_inputs, inputs, outputs};
+pub use bkapi::{Answer, BkApi, BkApiError, BkApiErrorKind, BkUser};
 pub use callback::{CallbackIssuer, CallbackPreparation, IssueCallbackError};
-pub use context::{CallbackDelivery, Run};
+pub use context::{CallbackDelivery, Run, StepServices};
 pub use meta::{PluginMeta, ScopeRule};
 #[doc(hidden)]
 pub use model::assert_model;
@@ -42,12 +44,13 @@ pub use state::State;
 
 /// What a plugin module needs, in one import: the macros and types of a declaration, JSON
 /// (`json!`, `Value`, `Map`), `Duration` for waiting, `tracing` for logging (every line is
-/// tagged with the trace id) and the test [`Harness`](crate::testing::Harness).
+/// tagged with the trace id), the BlueKing API client ([`BkApi`], [`BkApiError`]) and the test
+/// [`Harness`](crate::testing::Harness) with its [`BkApiMock`](crate::testing::BkApiMock).
 pub mod prelude {
-    pub use crate::testing::{Harness, HarnessError};
+    pub use crate::testing::{BkApiMock, Harness, HarnessError};
     pub use crate::{
-        Context, Empty, Next, Plugin, PluginCallbackInfo, PluginError, Run, State, Step, bk_plugin,
-        context_inputs, inputs, outputs,
+        BkApi, BkApiError, Context, Empty, Next, Plugin, PluginCallbackInfo, PluginError, Run,
+        State, Step, bk_plugin, context_inputs, inputs, outputs,
     };
     pub use serde_json::{self, Map, Value, json};
     pub use std::time::Duration;

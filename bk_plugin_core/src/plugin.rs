@@ -4,14 +4,13 @@
 use std::future::Future;
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::callback::{CallbackIssuer, CallbackPreparation};
-use crate::context::{CallbackDelivery, Run, StepInput};
+use crate::bkapi::{BkApi, BkUser};
+use crate::callback::CallbackPreparation;
+use crate::context::{CallbackDelivery, Run, StepInput, StepServices};
 use crate::model::Model;
 use crate::state::State;
 
@@ -142,17 +141,17 @@ impl<T: Default> BuildPlugin for T {
 pub struct Context<P: PluginModels> {
     step: StepInput,
     data: P::ContextInputs,
-    issuer: Arc<dyn CallbackIssuer>,
+    services: StepServices,
 }
 
 impl<P: PluginModels> Context<P> {
     /// The context of the step `step` describes, with its validated context inputs.
-    pub(crate) fn new(
-        step: StepInput,
-        data: P::ContextInputs,
-        issuer: Arc<dyn CallbackIssuer>,
-    ) -> Self {
-        Self { step, data, issuer }
+    pub(crate) fn new(step: StepInput, data: P::ContextInputs, services: StepServices) -> Self {
+        Self {
+            step,
+            data,
+            services,
+        }
     }
 
     pub(crate) fn into_parts(self) -> (Map<String, Value>, Map<String, Value>) {
@@ -260,8 +259,21 @@ impl<P: PluginModels> Context<P> {
     /// [`crate::Next::Callback`] to wait for it.
     pub fn prepare_callback(&mut self) -> Result<CallbackPreparation, PluginError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let url = self.issuer.issue(&self.step.trace_id, &id)?;
+        let url = self.services.callbacks.issue(&self.step.trace_id, &id)?;
         Ok(CallbackPreparation { id, url })
+    }
+
+    /// A client for BlueKing APIs acting as the invocation's executor: the `executor` of the
+    /// context the caller sent (BK-SOPS sends the task's executor), or the app alone when there
+    /// is none. `.as_user(name)` acts as someone else.
+    pub fn bkapi(&self) -> BkApi {
+        let executor = self
+            .step
+            .context
+            .get("executor")
+            .and_then(Value::as_str)
+            .map_or_else(BkUser::app_only, BkUser::named);
+        BkApi::new(self.services.bkapi.clone(), executor)
     }
 }
 
@@ -295,7 +307,6 @@ fn from_json<T: DeserializeOwned>(value: &Value) -> Result<T, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::callback::NoCallbacks;
     use crate::model::Empty;
     use serde_json::json;
 
@@ -318,7 +329,7 @@ mod tests {
             }),
             ..StepInput::first("t".repeat(32), Value::Null, Value::Null)
         };
-        Context::new(step, Empty {}, Arc::new(NoCallbacks))
+        Context::new(step, Empty {}, StepServices::none())
     }
 
     #[test]

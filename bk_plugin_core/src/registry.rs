@@ -5,13 +5,11 @@
 //! bound), builds each plugin once and sorts the versions newest first.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
-use crate::callback::CallbackIssuer;
-use crate::executor::{ModelSchemas, StepInput, StepOutcome, run_step};
+use crate::executor::{ModelSchemas, StepInput, StepOutcome, StepServices, run_step};
 use crate::plugin::Plugin;
 use crate::schema::trim;
 use crate::version::{check_version, compare_versions};
@@ -49,7 +47,7 @@ pub trait ErasedPlugin: Send + Sync {
         &'a self,
         schemas: &'a ModelSchemas,
         input: StepInput,
-        issuer: Arc<dyn CallbackIssuer>,
+        services: StepServices,
     ) -> BoxFuture<'a, StepOutcome>;
 }
 
@@ -68,9 +66,9 @@ impl<P: Plugin> ErasedPlugin for Erased<P> {
         &'a self,
         schemas: &'a ModelSchemas,
         input: StepInput,
-        issuer: Arc<dyn CallbackIssuer>,
+        services: StepServices,
     ) -> BoxFuture<'a, StepOutcome> {
-        Box::pin(run_step(&self.0, schemas, input, issuer))
+        Box::pin(run_step(&self.0, schemas, input, services))
     }
 }
 
@@ -258,12 +256,8 @@ impl PluginVersion {
     }
 
     /// Runs one step of an invocation of this version.
-    pub fn run(
-        &self,
-        input: StepInput,
-        issuer: Arc<dyn CallbackIssuer>,
-    ) -> BoxFuture<'_, StepOutcome> {
-        self.plugin.run(&self.schemas, input, issuer)
+    pub fn run(&self, input: StepInput, services: StepServices) -> BoxFuture<'_, StepOutcome> {
+        self.plugin.run(&self.schemas, input, services)
     }
 }
 

@@ -45,9 +45,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+pub use crate::bkapi::mock::{BkApiMock, When};
 use crate::callback::{CallbackIssuer, IssueCallbackError};
 use crate::context::CallbackDelivery;
-use crate::executor::{ModelSchemas, Next, StepInput, StepOutcome, run_step};
+use crate::executor::{ModelSchemas, Next, StepInput, StepOutcome, StepServices, run_step};
 use crate::plugin::Plugin;
 use crate::state::State;
 
@@ -102,6 +103,7 @@ pub struct Harness<P: Plugin> {
     plugin: P,
     schemas: ModelSchemas,
     issuer: Arc<Recorder>,
+    bkapi: BkApiMock,
     trace_id: String,
     inputs: Value,
     context: Value,
@@ -135,6 +137,7 @@ impl<P: Plugin> Harness<P> {
             schemas,
             refused,
             issuer: Arc::new(Recorder::default()),
+            bkapi: BkApiMock::new(),
             trace_id: uuid::Uuid::new_v4().simple().to_string(),
             inputs: Value::Null,
             context: Value::Null,
@@ -259,6 +262,13 @@ impl<P: Plugin> Harness<P> {
         &self.trace_id
     }
 
+    /// The stand-in for BlueKing APIs that `ctx.bkapi()` calls reach: add its answers before
+    /// the step that calls, read [`BkApiMock::calls`] after. With no rule, every call fails
+    /// naming the call; nothing leaves the process.
+    pub fn bkapi(&self) -> &BkApiMock {
+        &self.bkapi
+    }
+
     /// The callback ids the plugin prepared, oldest first.
     pub fn prepared_callbacks(&self) -> Vec<String> {
         self.issuer
@@ -293,8 +303,11 @@ impl<P: Plugin> Harness<P> {
 
     async fn step(&mut self, input: StepInput) -> &StepOutcome {
         let count = input.invoke_count;
-        let issuer: Arc<dyn CallbackIssuer> = self.issuer.clone();
-        let outcome = run_step(&self.plugin, &self.schemas, input, issuer).await;
+        let services = StepServices {
+            callbacks: self.issuer.clone(),
+            bkapi: self.bkapi.transport(),
+        };
+        let outcome = run_step(&self.plugin, &self.schemas, input, services).await;
         if outcome.executed {
             self.invoke_count = count;
         }
