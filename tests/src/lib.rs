@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod fake_http;
 mod plugin;
+pub mod prefix_proxy;
 
 pub use plugin::{Launch, Plugin, free_port};
 

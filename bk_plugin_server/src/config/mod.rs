@@ -1,11 +1,13 @@
 //! Configuration from the environment the PaaS platform gives a deployed plugin.
 
 mod env;
+mod sub_path;
 
 use std::time::Duration;
 
 use env::parsed;
 pub(crate) use env::{flag, var};
+pub(crate) use sub_path::preallocated_url;
 
 /// The deployment environment (`BKPAAS_ENVIRONMENT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +166,11 @@ pub(crate) struct Config {
     pub log_file_max_bytes: u64,
     /// `BK_PLUGIN_LOG_FILE_BACKUPS` (default 5, as Python's): rotated log files kept.
     pub log_file_backups: usize,
+    /// The path prefix PaaS serves the app under (`""` or `/a/b`): `BK_PLUGIN_SUB_PATH`, else
+    /// the path of this environment's address in `BKPAAS_DEFAULT_PREALLOCATED_URLS`. The
+    /// routes do not move (the ingress strips it); the pages and `/schema/` put it before every
+    /// URL they give a browser.
+    pub sub_path: String,
     /// `BK_PLUGIN_SWAGGER` (default on): outside dev, serve the readable API page at `/` and
     /// `/swagger/` (as Python serves Swagger UI there). `/schema/` is served either way.
     pub api_page: bool,
@@ -305,6 +312,7 @@ impl Config {
             process_type: var("BKPAAS_PROCESS_TYPE").unwrap_or_else(|| "web".into()),
             log_file_max_bytes: parsed("BK_PLUGIN_LOG_FILE_MAX_BYTES", 10 * 1024 * 1024u64)?,
             log_file_backups: parsed("BK_PLUGIN_LOG_FILE_BACKUPS", 5usize)?,
+            sub_path: sub_path::sub_path(environment.name())?,
             api_page: flag("BK_PLUGIN_SWAGGER", true)?,
             hostname: env::hostname(),
             capture_logs: flag("BK_PLUGIN_LOGS_API", environment == Environment::Dev)
