@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod fake_http;
+pub mod otlp;
 mod plugin;
 
 pub use plugin::{Launch, Plugin, free_port};
