@@ -285,4 +285,19 @@ async fn production_migrate_reports_in_json_lines_too() {
         "{stdout}"
     );
     assert!(json_lines(&String::from_utf8_lossy(&output.stderr), "stderr").is_empty());
+    // sea-orm-migration's own lines name its file from its crate directory, not from the
+    // cargo registry of the machine that built the binary.
+    let migration = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Applying migration"))
+        })
+        .unwrap_or_else(|| panic!("no migration line in {stdout}"));
+    let pathname = migration["pathname"].as_str().unwrap_or_default();
+    assert!(
+        pathname.starts_with("sea-orm-migration-") && pathname.ends_with(".rs"),
+        "{pathname}"
+    );
 }
