@@ -16,6 +16,18 @@ use std::process::Command;
 
 use sea_orm::{ConnectionTrait, Database};
 
+/// A listener on a free loopback port, and the port.
+pub async fn bind_loopback() -> (tokio::net::TcpListener, u16) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    (listener, port)
+}
+
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

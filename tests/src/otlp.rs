@@ -12,7 +12,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message;
-use tokio::net::TcpListener;
 
 use crate::fake_http::{FakeServer, Responder};
 
@@ -68,13 +67,7 @@ pub struct OtlpReceiver {
 impl OtlpReceiver {
     /// A gRPC collector on a free loopback port.
     pub async fn grpc() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("bind: {e}"));
-        let port = listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (listener, port) = crate::bind_loopback().await;
         let spans = Arc::new(Mutex::new(Vec::new()));
         let kept = spans.clone();
         tokio::spawn(async move {
@@ -148,13 +141,7 @@ impl OtlpReceiver {
 /// A collector that accepts connections and never answers, until the test's runtime ends:
 /// returns its endpoint.
 pub async fn silent_collector() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("bind: {e}"));
-    let port = listener
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (listener, port) = crate::bind_loopback().await;
     tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((socket, _)) = listener.accept().await {

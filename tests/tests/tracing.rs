@@ -342,7 +342,7 @@ async fn with_tracing_off_nothing_is_stored_and_no_span_metric_is_exported() {
         )
         .await;
     assert_eq!(answer["data"]["state"], json!(2), "{answer}");
-    let text = metrics_text(&plugin).await;
+    let text = plugin.metrics_text().await;
     assert!(text.contains("bk_plugin_http_requests_total"), "{text}");
     assert!(!text.contains("bk_plugin_otel"), "{text}");
     let trace_id = answer["trace_id"].as_str().unwrap_or_default();
@@ -351,19 +351,9 @@ async fn with_tracing_off_nothing_is_stored_and_no_span_metric_is_exported() {
     db.drop_database().await;
 }
 
-/// `/metrics` as text.
-async fn metrics_text(plugin: &Plugin) -> String {
-    reqwest::get(format!("{}/metrics", plugin.base))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .text()
-        .await
-        .unwrap_or_default()
-}
-
 /// The value of an unlabelled metric on `/metrics`.
 async fn metric(plugin: &Plugin, name: &str) -> f64 {
-    let text = metrics_text(plugin).await;
+    let text = plugin.metrics_text().await;
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {name} in {text}"))
