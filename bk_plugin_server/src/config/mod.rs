@@ -1,6 +1,7 @@
 //! Configuration from the environment the PaaS platform gives a deployed plugin.
 
 mod env;
+pub(crate) mod otel;
 mod sub_path;
 
 use std::time::Duration;
@@ -186,6 +187,8 @@ pub(crate) struct Config {
     pub apigw_public_key: Option<String>,
     /// `APIGW_PUBLIC_KEY_FILE`: a file holding the gateway's public key.
     pub apigw_public_key_file: Option<String>,
+    /// OpenTelemetry tracing, when switched on by the environment ([`otel::from_env`]).
+    pub otel: Option<otel::OtelConfig>,
 }
 
 /// Stands in for a secret in `Debug` output.
@@ -237,6 +240,7 @@ impl Config {
             .unwrap_or_else(|| app_code.clone());
         let api_url_tmpl = var("BK_API_URL_TMPL");
         let (database_url, database_source) = database_url(environment)?;
+        let otel = otel::from_env(&app_code)?;
         Ok(Self {
             callback_host: var("BK_PLUGIN_CALLBACK_HOST").or_else(|| {
                 api_url_tmpl
@@ -322,6 +326,7 @@ impl Config {
                 .unwrap_or_else(|| "info".into()),
             apigw_public_key: var("APIGW_PUBLIC_KEY"),
             apigw_public_key_file: var("APIGW_PUBLIC_KEY_FILE"),
+            otel,
         })
     }
 
