@@ -27,6 +27,8 @@ pub(crate) struct NewWaiting {
     pub(crate) storage: JsonText,
     /// Outputs after the first run.
     pub(crate) outputs: JsonText,
+    /// The invoke's trace context (`otel::propagation`), when tracing is on.
+    pub(crate) trace_context: Option<String>,
 }
 
 /// What a waiting invocation waits for (times in ms since the epoch, by [`now_ms`]).
@@ -171,6 +173,14 @@ impl Transition {
         self.invoke_count
     }
 
+    /// The `err` of a FAIL.
+    pub(crate) fn error(&self) -> Option<&str> {
+        match &self.to {
+            To::Fail { err, .. } => Some(err),
+            _ => None,
+        }
+    }
+
     /// The callback the step consumed.
     pub(crate) fn consumed_callback(&self) -> Option<&str> {
         self.consumed_callback.as_deref()
@@ -196,6 +206,13 @@ pub(crate) struct FinishedStep {
     pub(super) transition: Transition,
 }
 
+impl FinishedStep {
+    /// The invocation's trace id.
+    pub(crate) fn trace_id(&self) -> &str {
+        &self.trace_id
+    }
+}
+
 pub(super) fn waiting_model(row: NewWaiting, now: i64) -> schedule::ActiveModel {
     schedule::ActiveModel {
         trace_id: Set(row.trace_id),
@@ -217,6 +234,7 @@ pub(super) fn waiting_model(row: NewWaiting, now: i64) -> schedule::ActiveModel 
         created_at: Set(now),
         updated_at: Set(now),
         finished_at: Set(None),
+        trace_context: Set(row.trace_context),
     }
 }
 
