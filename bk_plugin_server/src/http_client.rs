@@ -1,10 +1,14 @@
 //! Outbound HTTP clients: one place decides how the runtime talks to other systems (finish
-//! callbacks, the API gateway manager), including TLS and certificate verification, and one
-//! place sends: [`send`] gives every outbound request its span and W3C `traceparent`.
+//! callbacks, the API gateway manager, the BK API client of plugins), including TLS and
+//! certificate verification and which redirects are followed, and one place sends: [`send`]
+//! gives every outbound request its span and W3C `traceparent`.
 
 use std::time::Duration;
 
 use tracing::Instrument;
+
+/// The most redirects one request follows (all within its origin).
+const MAX_REDIRECTS: usize = 5;
 
 /// A client builder with the runtime's outbound defaults: a connect timeout of 5 s, the given
 /// overall `timeout`, and TLS certificate verification unless `tls_verify` is false
@@ -74,4 +78,23 @@ fn error_kind(e: &reqwest::Error) -> &'static str {
     } else {
         "request failed"
     }
+}
+
+/// Follows a redirect only within the origin (scheme, host and port) of the request, at most
+/// [`MAX_REDIRECTS`] times; a redirect anywhere else is an error, so credentials sent to one
+/// system never reach another.
+pub(crate) fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if !same_origin {
+            attempt.error("a redirect to another host is not followed")
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
 }

@@ -20,7 +20,8 @@
 //! ([`PluginApis`], [`ApiRequest`], [`ApiMethod`], [`ApiGroup`], [`HandlerError`]); the
 //! authoring API of `bk_plugin_core`, re-exported item by item (the attribute macros, [`Plugin`],
 //! [`Step`], [`Next`], [`Context`], the model types and [`field`] defaults, [`State`],
-//! [`prelude`], [`testing`], [`deps`]); and `serde_json` and
+//! [`prelude`], [`testing`], [`deps`], and the BlueKing API client: [`BkApi`], [`BkApiError`]
+//! and the [`bkapi`] module); and `serde_json` and
 //! `tracing`, so that a plugin needs no other dependency. Every module of the runtime is
 //! private: its internals are no semver promise (see `docs/architecture.md`).
 
@@ -28,6 +29,7 @@ mod api;
 mod apigw;
 mod app;
 mod auth;
+mod bkapi_client;
 mod bootstrap;
 mod cli;
 mod config;
@@ -50,9 +52,9 @@ mod token;
 mod worker;
 
 pub use bk_plugin_core::{
-    CallbackDelivery, CallbackPreparation, Context, Empty, Model, ModelShape, Next, Plugin,
-    PluginCallbackInfo, PluginError, PluginModels, Run, State, Step, ValidationError, bk_plugin,
-    context_inputs, deps, field, inputs, outputs, prelude, testing,
+    BkApi, BkApiError, CallbackDelivery, CallbackPreparation, Context, Empty, Model, ModelShape,
+    Next, Plugin, PluginCallbackInfo, PluginError, PluginModels, Run, State, Step, ValidationError,
+    bk_plugin, bkapi, context_inputs, deps, field, inputs, outputs, prelude, testing,
 };
 
 /// Used by the code the attribute macros generate. Not part of the public API.

@@ -31,7 +31,7 @@ pub(crate) async fn invoke_and_follow(
     let outcome = version
         .run(
             StepInput::first(trace_id.clone(), inputs.clone(), context.clone()),
-            state.tokens().issuer(),
+            state.step_services(),
         )
         .await;
     println!("trace_id: {trace_id}");

@@ -1,5 +1,6 @@
 //! Prometheus metrics, with the Python runtime's names and labels (`version`, `hostname`), plus
-//! HTTP request counts and latency per route and the worker queue's depth.
+//! HTTP request counts and latency per route, BK API calls by API and status, and the worker
+//! queue's depth.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -37,6 +38,11 @@ pub(crate) struct Metrics {
     pub http_requests: IntCounterVec,
     /// HTTP request seconds by route pattern.
     pub http_duration: HistogramVec,
+    /// BK API calls by API and status (the HTTP status, or `timeout`, `connect_error`,
+    /// `not_configured`).
+    pub bkapi_calls: IntCounterVec,
+    /// BK API call seconds (retries included) by API and status.
+    pub bkapi_duration: HistogramVec,
     /// Finish-callback attempts by outcome: `delivered`, `failed` (tried again later),
     /// `gave_up` (the last attempt failed; never tried again).
     pub finish_callbacks: IntCounterVec,
@@ -152,6 +158,18 @@ impl Metrics {
                 "bk_plugin_http_request_duration_seconds",
                 "HTTP request seconds",
                 &["route"],
+            ),
+            bkapi_calls: counter(
+                &r,
+                "bk_plugin_bkapi_calls_total",
+                "calls to BlueKing APIs by API and status",
+                &["api", "status"],
+            ),
+            bkapi_duration: histogram(
+                &r,
+                "bk_plugin_bkapi_call_duration_seconds",
+                "seconds per call to a BlueKing API, retries included",
+                &["api", "status"],
             ),
             finish_callbacks: counter(
                 &r,

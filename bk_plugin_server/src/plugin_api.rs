@@ -19,9 +19,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use actix_router::{Path, ResourceDef};
+use bk_plugin_core::BkApi;
+use bk_plugin_core::bkapi::{BkApiTransport, BkUser, NoBkApi};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// The three handler groups and their URL prefixes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -95,6 +97,10 @@ pub struct ApiRequest {
     /// The user's credential for calling other BlueKing APIs as them: the `bk_token` cookie in
     /// dev, the gateway JWT in production.
     pub user_credential: Option<(String, String)>,
+    /// What [`ApiRequest::bkapi`] sends through: the runtime's BK API client. `None` in a
+    /// request built by hand, where calls fail; a test gives it a
+    /// `testing::BkApiMock::transport()`.
+    pub bkapi: Option<Arc<dyn BkApiTransport>>,
 }
 
 impl std::fmt::Debug for ApiRequest {
@@ -132,6 +138,7 @@ impl std::fmt::Debug for ApiRequest {
                     .as_ref()
                     .map(|(kind, _)| (kind, "<hidden>")),
             )
+            .field("bkapi", &self.bkapi.is_some())
             .finish()
     }
 }
@@ -187,17 +194,35 @@ impl ApiRequest {
             .ok_or_else(|| HandlerError::bad_request(format!("path parameter `{name}` is invalid")))
     }
 
-    /// The `X-Bkapi-Authorization` header value for calling another BlueKing API as this user:
-    /// `{"bk_app_code", "bk_app_secret", and "bk_token" (dev) or "jwt" (gateway)}`. Never log it.
+    /// The calling user as BK API calls carry them: the verified user name and their
+    /// credential (the `bk_token` cookie in dev, the gateway JWT in production).
+    pub fn bk_user(&self) -> BkUser {
+        let user = self
+            .username
+            .as_deref()
+            .map_or_else(BkUser::app_only, BkUser::named);
+        match &self.user_credential {
+            Some((kind, value)) => user.with_credential(kind, value),
+            None => user,
+        }
+    }
+
+    /// A client for BlueKing APIs acting as the calling user ([`ApiRequest::bk_user`]), sent
+    /// by the runtime with the app's code and secret.
+    pub fn bkapi(&self) -> BkApi {
+        let transport = self
+            .bkapi
+            .clone()
+            .unwrap_or_else(|| Arc::new(NoBkApi) as Arc<dyn BkApiTransport>);
+        BkApi::new(transport, self.bk_user())
+    }
+
+    /// The `X-Bkapi-Authorization` header value for calling another BlueKing API as this user
+    /// with an HTTP client of one's own (`bkapi()` does it for you):
+    /// `{"bk_app_code", "bk_app_secret", "bk_token" (dev) or "jwt" (gateway), "bk_username"}`.
+    /// Never log it.
     pub fn bkapi_authorization(&self, app_code: &str, app_secret: &str) -> String {
-        let mut auth = json!({"bk_app_code": app_code, "bk_app_secret": app_secret});
-        if let Some((key, value)) = &self.user_credential {
-            auth[key.as_str()] = json!(value);
-        }
-        if let Some(username) = &self.username {
-            auth["bk_username"] = json!(username);
-        }
-        auth.to_string()
+        crate::bkapi_client::wire::authorization(app_code, app_secret, &self.bk_user())
     }
 }
 

@@ -1,7 +1,9 @@
 //! A local HTTP (or HTTPS) server that records every request and answers as the test says:
-//! the stand-in for the API gateway manager and for finish-callback receivers.
+//! the stand-in for the API gateway manager, for finish-callback receivers and for the BlueKing
+//! APIs (ESB, API gateways) plugins call.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -38,6 +40,46 @@ impl Recorded {
 /// Decides the answer to a request: status and JSON body text.
 pub type Responder = Arc<dyn Fn(&Recorded) -> (u16, String) + Send + Sync>;
 
+/// A full answer: status, extra headers, the JSON body text, and how long to wait before
+/// sending it (an upstream that takes its time).
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// Extra response headers.
+    pub headers: Vec<(String, String)>,
+    /// The body (sent as `application/json`).
+    pub body: String,
+    /// How long to wait before answering.
+    pub delay: Duration,
+}
+
+impl Reply {
+    /// `status` with this JSON body.
+    pub fn json(status: u16, body: &Value) -> Self {
+        Self {
+            status,
+            body: body.to_string(),
+            ..Self::default()
+        }
+    }
+
+    /// The same answer with one more header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// The same answer, sent after `delay`.
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+/// Decides the full answer to a request.
+pub type Replier = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
+
 /// A running fake server; it stops when the test's runtime ends.
 #[derive(Clone)]
 pub struct FakeServer {
@@ -55,9 +97,16 @@ impl std::fmt::Debug for FakeServer {
 }
 
 impl FakeServer {
-    /// A plain-HTTP server on a free loopback port.
+    /// A plain-HTTP server on a free loopback port; one request per connection.
     pub async fn start(responder: Responder) -> Self {
-        Self::serve(responder, None).await
+        Self::serve(reply_with(responder), None, false).await
+    }
+
+    /// A plain-HTTP server on a free loopback port answering with full [`Reply`]s, keeping
+    /// connections open between requests (as a real upstream does, so a load test does not run
+    /// out of ports).
+    pub async fn start_replying(replier: Replier) -> Self {
+        Self::serve(replier, None, true).await
     }
 
     /// An HTTPS server presenting the PEM certificate chain and key given.
@@ -75,10 +124,14 @@ impl FakeServer {
             .with_single_cert(certs, key)
             .unwrap_or_else(|e| panic!("TLS config: {e}"));
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        Self::serve(responder, Some(acceptor)).await
+        Self::serve(reply_with(responder), Some(acceptor), false).await
     }
 
-    async fn serve(responder: Responder, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
+    async fn serve(
+        responder: Replier,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        keep_alive: bool,
+    ) -> Self {
         let (listener, port) = crate::bind_loopback().await;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let calls = Arc::new(Mutex::new(Vec::new()));
@@ -93,10 +146,10 @@ impl FakeServer {
                         // A failed handshake (the client refused our certificate) records nothing.
                         Some(acceptor) => {
                             if let Ok(stream) = acceptor.accept(socket).await {
-                                handle(stream, responder, recorded).await;
+                                handle(stream, responder, recorded, keep_alive).await;
                             }
                         }
-                        None => handle(socket, responder, recorded).await,
+                        None => handle(socket, responder, recorded, keep_alive).await,
                     }
                 });
             }
@@ -113,19 +166,72 @@ impl FakeServer {
     }
 }
 
+fn reply_with(responder: Responder) -> Replier {
+    Arc::new(move |request| {
+        let (status, body) = responder(request);
+        Reply {
+            status,
+            body,
+            ..Reply::default()
+        }
+    })
+}
+
 async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
-    responder: Responder,
+    responder: Replier,
     recorded: Arc<Mutex<Vec<Recorded>>>,
+    keep_alive: bool,
 ) {
     let mut buffer = Vec::new();
+    loop {
+        let Some(request) = read_request(&mut stream, &mut buffer).await else {
+            return;
+        };
+        let close = !keep_alive
+            || request
+                .header("connection")
+                .is_some_and(|c| c.eq_ignore_ascii_case("close"));
+        let reply = responder(&request);
+        if let Ok(mut calls) = recorded.lock() {
+            calls.push(request);
+        }
+        if !reply.delay.is_zero() {
+            tokio::time::sleep(reply.delay).await;
+        }
+        let mut response = format!(
+            "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+            reply.status,
+            reply.body.len()
+        );
+        for (name, value) in &reply.headers {
+            response.push_str(&format!("{name}: {value}\r\n"));
+        }
+        response.push_str(if close {
+            "connection: close\r\n\r\n"
+        } else {
+            "connection: keep-alive\r\n\r\n"
+        });
+        response.push_str(&reply.body);
+        if stream.write_all(response.as_bytes()).await.is_err() || close {
+            let _ = stream.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// Reads one request from `stream`; `buffer` carries bytes already read past the previous one.
+async fn read_request<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buffer: &mut Vec<u8>,
+) -> Option<Recorded> {
     let mut chunk = [0u8; 8192];
     let header_end = loop {
         if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
         }
         match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => buffer.extend_from_slice(&chunk[..n]),
         }
     };
@@ -143,27 +249,18 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
         .find(|(n, _)| n == "content-length")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
-    let mut body = buffer[header_end..].to_vec();
-    while body.len() < length {
+    buffer.drain(..header_end);
+    while buffer.len() < length {
         match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => body.extend_from_slice(&chunk[..n]),
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
         }
     }
-    let request = Recorded {
+    let body: Vec<u8> = buffer.drain(..length.min(buffer.len())).collect();
+    Some(Recorded {
         method,
         path,
         headers,
         body,
-    };
-    let (status, answer) = responder(&request);
-    if let Ok(mut calls) = recorded.lock() {
-        calls.push(request);
-    }
-    let response = format!(
-        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-        answer.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
+    })
 }

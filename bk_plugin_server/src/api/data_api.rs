@@ -41,6 +41,7 @@ pub(crate) async fn handle(
                 .cookie("bk_token")
                 .map(|c| ("bk_token".to_string(), c.value().to_string())),
         },
+        bkapi: Some(state.bkapi()),
         ..ApiRequest::default()
     };
     let handler = state

@@ -34,6 +34,7 @@ pub(crate) async fn dispatch(
         app_code: caller.app_code.clone(),
         user_credential: caller.jwt.clone().map(|jwt| ("jwt".to_string(), jwt)),
         headers: forwarded_headers(&req),
+        bkapi: Some(state.bkapi()),
         ..ApiRequest::default()
     };
     match call.method {

@@ -69,7 +69,7 @@ pub(crate) async fn invoke(
     let outcome = {
         let _timer = StepTimer::start(state.metrics(), &version_name, false);
         version
-            .run(first, state.tokens().issuer())
+            .run(first, state.step_services())
             .instrument(step_span.clone())
             .await
     };

@@ -6,7 +6,7 @@ use crate::config::var;
 use std::time::Duration;
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::config::Config;
 
@@ -90,8 +90,11 @@ impl Manager {
         Ok(Self {
             http,
             base,
-            authorization: json!({"bk_app_code": config.app_code, "bk_app_secret": secret})
-                .to_string(),
+            authorization: crate::bkapi_client::wire::authorization(
+                &config.app_code,
+                secret,
+                &bk_plugin_core::bkapi::BkUser::app_only(),
+            ),
             tenant_id: config.tenant_id.clone(),
         })
     }

@@ -1,6 +1,7 @@
 //! What every route and the worker share, as a few services with private fields: the
 //! registry, the store, the configuration, the plugin's meta and data APIs, the metrics, the
-//! callback tokens ([`CallbackTokens`]) and the waiting invocations ([`Invocations`]). Who calls
+//! callback tokens ([`CallbackTokens`]), the waiting invocations ([`Invocations`]) and the BK API
+//! client. Who calls
 //! and whether they may is not here: that is the [`crate::auth::AuthPolicy`], registered apart.
 
 mod callback_tokens;
@@ -11,8 +12,10 @@ pub(crate) use invocations::{Invocations, Parked};
 
 use std::sync::Arc;
 
-use bk_plugin_core::{PluginMeta, Registry};
+use bk_plugin_core::bkapi::{BkApiTransport, NoBkApi};
+use bk_plugin_core::{PluginMeta, Registry, StepServices};
 
+use crate::bkapi_client::BkApiClient;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::plugin_api::PluginApis;
@@ -28,6 +31,7 @@ pub(crate) struct AppState {
     metrics: Metrics,
     tokens: CallbackTokens,
     invocations: Invocations,
+    bkapi: Arc<dyn BkApiTransport>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -56,8 +60,17 @@ impl AppState {
             .unwrap_or(config.callback_timeout);
         let tokens = CallbackTokens::new(&config, longest_wait);
         let invocations = Invocations::start(registry.clone(), store.clone(), &config);
+        let metrics = Metrics::new(config.hostname.clone());
+        let bkapi: Arc<dyn BkApiTransport> = match BkApiClient::new(&config, metrics.clone()) {
+            Ok(client) => Arc::new(client),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the BK API client; plugins' BK API calls fail");
+                Arc::new(NoBkApi)
+            }
+        };
         Self {
-            metrics: Metrics::new(config.hostname.clone()),
+            metrics,
+            bkapi,
             registry,
             store,
             config,
@@ -101,6 +114,19 @@ impl AppState {
     /// Callback URLs and tokens.
     pub(crate) fn tokens(&self) -> &CallbackTokens {
         &self.tokens
+    }
+
+    /// What a step is lent: callback URLs and the BK API client.
+    pub(crate) fn step_services(&self) -> StepServices {
+        StepServices {
+            callbacks: self.tokens.issuer(),
+            bkapi: self.bkapi.clone(),
+        }
+    }
+
+    /// The BK API client, for data-API requests.
+    pub(crate) fn bkapi(&self) -> Arc<dyn BkApiTransport> {
+        self.bkapi.clone()
     }
 
     /// Storing and moving on waiting invocations.

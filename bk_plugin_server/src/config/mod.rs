@@ -101,7 +101,26 @@ pub(crate) struct Config {
     /// `BK_PLUGIN_CALLBACK_TLS_VERIFY` (default on): verify the certificates of `https://`
     /// finish-callback receivers and of the gateway manager.
     pub tls_verify: bool,
-    /// `BKPAAS_APP_TENANT_ID`: sent as `X-Bk-Tenant-Id` to the gateway manager.
+    /// `BK_COMPONENT_API_URL`, else `BK_PAAS_INNER_HOST`, else `BK_PAAS_HOST`: where the ESB
+    /// components of `bkapi().esb(...)` are (`{it}/api/c/compapi/v2/<system>/<component>/`).
+    pub component_api_url: Option<String>,
+    /// `BK_API_URL_TMPL` (`http://bkapi.example.com/api/{api_name}`): where the API gateways of
+    /// `bkapi().gateway(...)` are.
+    pub api_url_tmpl: Option<String>,
+    /// `BK_PLUGIN_BKAPI_STAGE`, else `prod` in prod and `stag` elsewhere (as the Python
+    /// reference plugin picks it): the stage of the gateways plugins call.
+    pub bkapi_stage: String,
+    /// `BK_PLUGIN_BKAPI_TIMEOUT_SECONDS` (default 30, at least 1): the timeout of each attempt
+    /// of a BK API call that sets none.
+    pub bkapi_timeout: Duration,
+    /// `BK_PLUGIN_BKAPI_RETRIES` (default 2): how many more times a GET is tried after a
+    /// connection error or a 5xx.
+    pub bkapi_retries: u32,
+    /// `BK_PLUGIN_BKAPI_RETRY_BACKOFF_MS` (default 200): the wait before the first retry,
+    /// doubled before each next one.
+    pub bkapi_retry_backoff: Duration,
+    /// `BKPAAS_APP_TENANT_ID`: sent as `X-Bk-Tenant-Id` to the gateway manager and to the API
+    /// gateways plugins call.
     pub tenant_id: Option<String>,
     /// `BK_PLUGIN_PUBLIC_KEY_REFRESH_SECONDS` (default 60): how often `serve` re-reads the
     /// gateway public key kept in the database, so a rotated key is used without a restart.
@@ -274,6 +293,22 @@ impl Config {
             jwt_exempt: environment == Environment::Stag && flag("BK_APIGW_REQUIRE_EXEMPT", false)?,
             tls_verify: flag("BK_PLUGIN_CALLBACK_TLS_VERIFY", true)?,
             tenant_id: var("BKPAAS_APP_TENANT_ID"),
+            component_api_url: var("BK_COMPONENT_API_URL")
+                .or_else(|| var("BK_PAAS_INNER_HOST"))
+                .or_else(|| var("BK_PAAS_HOST")),
+            api_url_tmpl: api_url_tmpl.clone(),
+            bkapi_stage: var("BK_PLUGIN_BKAPI_STAGE").unwrap_or_else(|| match environment {
+                Environment::Prod => "prod".into(),
+                _ => "stag".into(),
+            }),
+            bkapi_timeout: Duration::from_secs(
+                parsed("BK_PLUGIN_BKAPI_TIMEOUT_SECONDS", 30u64)?.max(1),
+            ),
+            bkapi_retries: parsed("BK_PLUGIN_BKAPI_RETRIES", 2u32)?,
+            bkapi_retry_backoff: Duration::from_millis(parsed(
+                "BK_PLUGIN_BKAPI_RETRY_BACKOFF_MS",
+                200u64,
+            )?),
             public_key_refresh: Duration::from_secs(
                 parsed("BK_PLUGIN_PUBLIC_KEY_REFRESH_SECONDS", 60u64)?.max(1),
             ),

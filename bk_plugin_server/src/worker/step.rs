@@ -177,7 +177,7 @@ async fn run_step(state: &AppState, row: &schedule::Model, input: StepInput) -> 
         Some(version) => {
             let outcome = {
                 let _timer = StepTimer::start(state.metrics(), &row.plugin_version, true);
-                version.run(input, state.tokens().issuer()).await
+                version.run(input, state.step_services()).await
             };
             state
                 .metrics()
