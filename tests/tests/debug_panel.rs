@@ -32,7 +32,7 @@ fn use_the_panel(base: &str) {
     );
     assert_eq!(
         browser.value("#version"),
-        "1.7.0",
+        "1.8.0",
         "the newest version is picked first"
     );
 
@@ -255,7 +255,7 @@ fn use_the_pages_through_the_prefix(base: &str) {
     browser.open(&format!("{base}/"));
     assert_eq!(
         browser.value("#version"),
-        "1.7.0",
+        "1.8.0",
         "meta came through the prefix"
     );
     browser.choose("#version", "1.0.0");

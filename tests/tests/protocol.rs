@@ -39,7 +39,7 @@ async fn meta_lists_versions_newest_first_with_code_and_language(db: &TestDb) {
     assert_eq!(
         data["versions"],
         json!([
-            "1.7.0", "1.6.0", "1.5.0", "1.4.0", "1.3.0", "1.2.0", "1.1.0", "1.0.0"
+            "1.8.0", "1.7.0", "1.6.0", "1.5.0", "1.4.0", "1.3.0", "1.2.0", "1.1.0", "1.0.0"
         ])
     );
     assert!(data["framework_version"].is_string() && data["runtime_version"].is_string());
