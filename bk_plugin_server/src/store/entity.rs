@@ -178,6 +178,9 @@ pub(crate) mod schedule {
         pub updated_at: i64,
         /// When the invocation reached SUCCESS or FAIL.
         pub finished_at: Option<i64>,
+        /// Where the finish callback goes (scheme, host and port; empty when the URL is
+        /// unusable), set with `notify_state = PENDING`.
+        pub notify_receiver: Option<String>,
     }
 
     /// No relations are navigated through the ORM.
