@@ -222,7 +222,8 @@ async fn run_step_inner<P: Plugin>(
         }
         Ok(Err(e)) => {
             let err = format!("{execute_failed}: {e}");
-            tracing::warn!("{err}");
+            // ERROR, as Python logs it (`logger.exception`): BK-SOPS shows this line.
+            tracing::error!("{err}");
             Next::Fail {
                 kind: FailureKind::Plugin,
                 err,

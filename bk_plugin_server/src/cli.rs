@@ -121,7 +121,7 @@ where
         println!("bk-plugin-framework-rust {}", env!("CARGO_PKG_VERSION"));
         return Ok(());
     }
-    let mut config = match Config::from_env() {
+    let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) if matches!(command, Command::Check) => {
             println!("MISSING configuration: {e}");
@@ -137,6 +137,21 @@ where
         tracing::warn!("{warning}");
     }
     let registry = Arc::new(registry);
+    let result = run(command, config, registry, meta, apis, capture);
+    // Whatever the command, spans still queued are sent (a few seconds at most).
+    crate::otel::shutdown();
+    result
+}
+
+/// Runs one command after the common start-up.
+fn run(
+    command: Command,
+    mut config: Config,
+    registry: Arc<Registry>,
+    meta: PluginMeta,
+    apis: PluginApis,
+    capture: Option<crate::logging::LogCapture>,
+) -> anyhow::Result<()> {
     match command {
         Command::Versions => {
             for version in registry.version_names() {

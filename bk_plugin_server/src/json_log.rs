@@ -6,7 +6,13 @@
 //! carries the keys Python's formatter writes (blueapps' `JsonFormatter` plus the runtime's
 //! `trace_id`): `levelname` (Python's names: `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`),
 //! `asctime` (`YYYY-mm-dd HH:MM:SS,mmm`), `pathname`, `lineno`, `funcName`, `process`, `thread`,
-//! `message`, `trace_id`; then `logger` (the tracing target) and the event's own fields.
+//! `message`, `trace_id`; then `logger` (the tracing target), inside an exported OpenTelemetry
+//! span `otelTraceID`, `otelSpanID` and `otelServiceName` (the names blueapps' logging
+//! instrumentation gives them), and the event's own fields.
+//!
+//! `pathname` never shows where the binary was built: a dependency's file is named from its
+//! crate directory (`actix-server-2.6.0/src/worker.rs`, not the cargo registry path), and any
+//! other absolute path from the crate directory holding its `src/` ([`source_path`]).
 //!
 //! Rust has no function names at run time: `funcName` is the last segment of the module path the
 //! line was logged from (`v1_0_0` for `bkp_fixtures::versions::v1_0_0`), or of the target when
@@ -56,6 +62,8 @@ pub(crate) struct Record<'a> {
     pub trace_id: Option<&'a str>,
     /// The tracing target.
     pub logger: &'a str,
+    /// Trace id, span id and service name of the OpenTelemetry span the line was written in.
+    pub otel: Option<(&'a str, &'a str, &'a str)>,
     /// The event's other fields.
     pub extra: &'a Map<String, Value>,
 }
@@ -78,6 +86,7 @@ impl<'a> Record<'a> {
             message,
             trace_id: None,
             logger,
+            otel: None,
             extra: &NO_EXTRA,
         }
     }
@@ -87,7 +96,7 @@ impl<'a> Record<'a> {
         let mut line = Map::new();
         line.insert("levelname".into(), self.levelname.into());
         line.insert("asctime".into(), self.asctime.clone().into());
-        line.insert("pathname".into(), self.pathname.into());
+        line.insert("pathname".into(), source_path(self.pathname).into());
         line.insert("lineno".into(), self.lineno.into());
         line.insert("funcName".into(), self.func_name.into());
         line.insert("process".into(), std::process::id().into());
@@ -98,12 +107,57 @@ impl<'a> Record<'a> {
             self.trace_id.map_or(Value::Null, Value::from),
         );
         line.insert("logger".into(), self.logger.into());
+        if let Some((trace, span, service)) = self.otel {
+            line.insert("otelTraceID".into(), trace.into());
+            line.insert("otelSpanID".into(), span.into());
+            line.insert("otelServiceName".into(), service.into());
+        }
         for (key, value) in self.extra {
             line.entry(key.clone()).or_insert_with(|| value.clone());
         }
         let mut text = Value::Object(line).to_string();
         text.push('\n');
         text
+    }
+}
+
+/// A source file as a log line names it, without the build machine's directories: from the
+/// crate directory after cargo's registry (`.../registry/src/<index>/`) or git checkouts
+/// (`.../git/checkouts/`), from `library/` for the standard library
+/// (`/rustc/<hash>/library/...`), and for any other absolute path from the directory holding
+/// its `src/`. Relative paths (the workspace's own crates) are kept.
+pub(crate) fn source_path(path: &str) -> &str {
+    let absolute = path.starts_with('/') || path.get(1..3) == Some(":\\");
+    if !absolute {
+        return path;
+    }
+    let path_after = |marker: &str, skip: usize| {
+        path.find(marker).map(|at| {
+            let mut rest = &path[at + marker.len()..];
+            for _ in 0..skip {
+                rest = rest.split_once('/').map_or(rest, |(_, tail)| tail);
+            }
+            rest
+        })
+    };
+    if let Some(rest) = path_after("/registry/src/", 1) {
+        return rest;
+    }
+    if let Some(rest) = path_after("/git/checkouts/", 0) {
+        return rest;
+    }
+    if let Some(at) = path
+        .find("/library/")
+        .filter(|_| path.starts_with("/rustc/"))
+    {
+        return &path[at + 1..];
+    }
+    match path.find("/src/") {
+        Some(at) => {
+            let crate_dir = path[..at].rfind('/').map_or(0, |slash| slash + 1);
+            &path[crate_dir..]
+        }
+        None => path.rsplit('/').next().unwrap_or(path),
     }
 }
 
@@ -372,9 +426,9 @@ pub(crate) fn install_panic_hook() {
             .map(|s| (*s).to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "Box<dyn Any>".to_string());
-        let (file, line, column) = info
-            .location()
-            .map_or(("", 0, 0), |l| (l.file(), l.line(), l.column()));
+        let (file, line, column) = info.location().map_or(("", 0, 0), |l| {
+            (source_path(l.file()), l.line(), l.column())
+        });
         tracing::error!(
             target: PANIC_TARGET,
             panic_file = file,
@@ -411,6 +465,7 @@ mod tests {
             message: "hello",
             trace_id: Some("t"),
             logger: "a::b::c",
+            otel: None,
             extra: &extra,
         }
         .to_line();
@@ -439,6 +494,48 @@ mod tests {
         assert_eq!(value["funcName"], "c");
         assert_eq!(value["message"], "hello");
         assert_eq!(value["process"], std::process::id());
+    }
+
+    #[test]
+    fn no_line_names_the_build_machines_directories() {
+        let registry = "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/actix-server-2.6.0/src/worker.rs";
+        assert_eq!(source_path(registry), "actix-server-2.6.0/src/worker.rs");
+        let git = "/home/ci/.cargo/git/checkouts/sea-orm-0a1b2c/3d4e5f6/src/lib.rs";
+        assert_eq!(source_path(git), "sea-orm-0a1b2c/3d4e5f6/src/lib.rs");
+        let std = "/rustc/90b35a6239c3d8bdabc530a6a0816f7ff89a0aaf/library/core/src/option.rs";
+        assert_eq!(source_path(std), "library/core/src/option.rs");
+        let elsewhere = "/home/me/plugins/my_plugin/src/versions/v1_0_0.rs";
+        assert_eq!(source_path(elsewhere), "my_plugin/src/versions/v1_0_0.rs");
+        assert_eq!(source_path("/tmp/build/generated.rs"), "generated.rs");
+        assert_eq!(
+            source_path("src/versions/v1_0_0.rs"),
+            "src/versions/v1_0_0.rs"
+        );
+    }
+
+    #[test]
+    fn lines_inside_an_exported_span_carry_the_otel_ids_blueapps_names() {
+        let line = Record {
+            levelname: "INFO",
+            asctime: "2026-11-26 13:50:36,123".into(),
+            pathname: "src/x.rs",
+            lineno: 7,
+            func_name: "x",
+            message: "hello",
+            trace_id: None,
+            logger: "x",
+            otel: Some((
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "00f067aa0ba902b7",
+                "app-default",
+            )),
+            extra: &NO_EXTRA,
+        }
+        .to_line();
+        let value: Value = serde_json::from_str(&line).unwrap_or_default();
+        assert_eq!(value["otelTraceID"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(value["otelSpanID"], "00f067aa0ba902b7");
+        assert_eq!(value["otelServiceName"], "app-default");
     }
 
     #[test]

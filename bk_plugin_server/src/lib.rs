@@ -41,6 +41,7 @@ mod local_invoke;
 mod logging;
 mod metrics;
 mod openapi;
+mod otel;
 mod plugin_api;
 mod serve;
 mod store;

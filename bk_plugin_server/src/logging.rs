@@ -37,9 +37,11 @@ pub(crate) struct LogCapture {
     dropped: Arc<AtomicU64>,
 }
 
-/// Installs the global subscriber (once; later calls return `None`).
+/// Installs the global subscriber (once; later calls return `None`), with the OpenTelemetry
+/// layer when tracing is on (`crate::otel`).
 pub(crate) fn init(config: &Config) -> Option<LogCapture> {
-    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter =
+        EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let (sender, capture) = if config.capture_logs {
         let (sender, receiver) = mpsc::channel(CHANNEL);
         let dropped = Arc::new(AtomicU64::new(0));
@@ -68,14 +70,43 @@ pub(crate) fn init(config: &Config) -> Option<LogCapture> {
             .with_writer(std::io::stderr)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
     });
+    let mut otel_failed = None;
+    let otel = match &config.otel {
+        Some(settings) => match crate::otel::install(settings, config.tls_verify) {
+            Ok(tracer) => {
+                // The runtime's spans are exported whatever the log level.
+                if let Ok(spans) = format!("{}=info", crate::otel::SPANS).parse() {
+                    filter = filter.add_directive(spans);
+                }
+                Some(crate::otel::layer(tracer))
+            }
+            Err(e) => {
+                otel_failed = Some(e);
+                None
+            }
+        },
+        None => None,
+    };
     let json = sink.is_some();
     let installed = tracing_subscriber::registry()
         .with(filter)
+        .with(otel)
         .with(human)
         .with(trace_layer)
         .try_init();
     if installed.is_ok() && json {
         crate::json_log::install_panic_hook();
+    }
+    if let Some(e) = otel_failed {
+        tracing::error!("traces are not sent: {e}");
+    } else if let (Some(settings), true) = (&config.otel, crate::otel::enabled()) {
+        tracing::info!(
+            endpoint = %settings.endpoint,
+            from = settings.endpoint_source,
+            protocol = settings.protocol.name(),
+            service = %settings.service_name,
+            "sending traces over OTLP"
+        );
     }
     installed.ok().and(capture)
 }
@@ -286,6 +317,9 @@ where
                 .and_then(|l| u32::try_from(l).ok())
                 .or(metadata.line())
                 .unwrap_or(0);
+            let otel = crate::otel::enabled()
+                .then(|| crate::otel::log_ids(ctx.event_scope(event)))
+                .flatten();
             let record = Record {
                 levelname: if panic {
                     "CRITICAL"
@@ -299,6 +333,9 @@ where
                 message: &fields.message,
                 trace_id: trace_id.as_deref(),
                 logger: target,
+                otel: otel
+                    .as_ref()
+                    .map(|(trace, span, service)| (trace.as_str(), span.as_str(), *service)),
                 extra: &fields.rest,
             };
             sink.write(&record.to_line());

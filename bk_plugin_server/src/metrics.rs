@@ -2,7 +2,8 @@
 //! HTTP request counts and latency per route and the worker queue's depth.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::store::Store;
@@ -39,6 +40,9 @@ pub(crate) struct Metrics {
     /// Finish-callback attempts by outcome: `delivered`, `failed` (tried again later),
     /// `gave_up` (the last attempt failed; never tried again).
     pub finish_callbacks: IntCounterVec,
+    /// With tracing on: spans sent to the collector, and spans dropped (queue full, export
+    /// failed or timed out), read from `otel` at each scrape.
+    otel_spans: Option<(IntCounter, IntCounter)>,
     queue: IntGaugeVec,
     /// When the queue depth was last read from the database.
     queue_read: std::sync::Arc<tokio::sync::Mutex<Option<std::time::Instant>>>,
@@ -51,6 +55,13 @@ pub(crate) const QUEUE_DEPTH_EVERY: std::time::Duration = std::time::Duration::f
 const STEP_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+
+fn plain_counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let metric = IntCounter::new(name, help)
+        .unwrap_or_else(|e| unreachable!("static metric definition {name}: {e}"));
+    let _ = registry.register(Box::new(metric.clone()));
+    metric
+}
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let metric = IntCounterVec::new(Opts::new(name, help), labels)
@@ -154,6 +165,20 @@ impl Metrics {
                 "waiting invocations in the shared database by kind: due, running, waiting_callback",
                 &["kind"],
             ),
+            otel_spans: crate::otel::enabled().then(|| {
+                (
+                    plain_counter(
+                        &r,
+                        "bk_plugin_otel_spans_exported_total",
+                        "spans the OpenTelemetry collector accepted",
+                    ),
+                    plain_counter(
+                        &r,
+                        "bk_plugin_otel_spans_dropped_total",
+                        "spans not sent: export queue full, export failed or timed out",
+                    ),
+                )
+            }),
             queue_read: Default::default(),
             hostname,
             registry: r,
@@ -179,6 +204,15 @@ impl Metrics {
             self.read_queue_depth(store).await;
         }
         drop(last);
+        if let Some((exported, dropped)) = &self.otel_spans {
+            for (counter, total) in [
+                (exported, &crate::otel::EXPORTED),
+                (dropped, &crate::otel::DROPPED),
+            ] {
+                let total = total.load(std::sync::atomic::Ordering::Relaxed);
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
+        }
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()

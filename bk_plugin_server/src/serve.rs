@@ -36,6 +36,7 @@ pub(crate) fn serve(
                 .app_data(auth.clone())
                 .wrap(actix_web::middleware::from_fn(crate::error::stamp_trace_id))
                 .wrap(actix_web::middleware::from_fn(crate::api::observe_http))
+                .wrap(actix_web::middleware::from_fn(crate::otel::trace_requests))
                 .configure(crate::api::configure)
         })
         .disable_signals()

@@ -1,13 +1,15 @@
 //! Writes a new BlueKing plugin project: the files under `template/` (embedded at compile time)
 //! with their `{{placeholders}}` replaced by the project's name, app code, description, gateway
-//! maintainers and the framework version this generator belongs to. The `cargo bk-plugin new`
+//! maintainers and where the framework comes from (`source.rs`). The `cargo bk-plugin new`
 //! command (`main.rs`) asks for those values; this library checks and renders them.
 
 mod names;
+mod source;
 
 use std::path::{Path, PathBuf};
 
 pub use names::{check_app_code, check_name, parse_maintainers};
+pub use source::{Framework, GitRef, default_source, is_fetchable_url, own_checkout};
 
 /// The port the generated `Dockerfile`, `app_desc.yml` and the runtime agree on.
 pub const PORT: u16 = 5000;
@@ -110,15 +112,6 @@ pub enum NewError {
     },
 }
 
-/// Where the generated `Cargo.toml` takes `bk_plugin_server` from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Framework {
-    /// crates.io, `bk_plugin_server = "<version>"`.
-    Registry(String),
-    /// A local checkout of the framework (the directory holding `bk_plugin_server/`).
-    Path(PathBuf),
-}
-
 /// The values a project is generated from, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Project {
@@ -127,6 +120,7 @@ pub struct Project {
     description: String,
     maintainers: Vec<String>,
     framework: Framework,
+    lock_file: Option<String>,
 }
 
 /// One generated file.
@@ -166,7 +160,21 @@ impl Project {
             description,
             maintainers: parse_maintainers(maintainers)?,
             framework,
+            lock_file: None,
         })
+    }
+
+    /// Starts the project with this `Cargo.lock` (the framework checkout's own): the dependency
+    /// versions the framework was tested with, which Cargo then trims to what the project uses.
+    #[must_use]
+    pub fn with_lock_file(mut self, contents: String) -> Self {
+        self.lock_file = Some(contents);
+        self
+    }
+
+    /// Where the project takes the framework from.
+    pub fn framework(&self) -> &Framework {
+        &self.framework
     }
 
     /// The description (`The <name> plugin.` when none was given).
@@ -201,16 +209,7 @@ impl Project {
 
     fn placeholders(&self) -> Vec<(&'static str, String)> {
         let quoted = self.description.replace('\\', "\\\\").replace('"', "\\\"");
-        let dependency = match &self.framework {
-            Framework::Registry(version) => format!("bk_plugin_server = \"{version}\""),
-            Framework::Path(root) => {
-                let path = root.join("bk_plugin_server").display().to_string();
-                format!(
-                    "bk_plugin_server = {{ path = \"{}\" }}",
-                    path.replace('\\', "\\\\").replace('"', "\\\"")
-                )
-            }
-        };
+        let (source_comment, source_text, dockerfile_note) = self.framework_notes();
         let description_doc = self.description.clone();
         vec![
             ("project_name", self.name.clone()),
@@ -222,22 +221,64 @@ impl Project {
             ("description_rust", quoted),
             ("maintainers", self.maintainers.join(",")),
             ("framework_version", FRAMEWORK_VERSION.to_string()),
-            ("framework_dependency", dependency),
+            ("framework_dependency", self.framework.dependency_line()),
+            ("framework_comment", source_comment),
+            ("framework_source", source_text),
+            ("dockerfile_note", dockerfile_note),
             ("rust_version", RUST_VERSION.to_string()),
         ]
     }
 
-    /// Every file of the project, rendered.
+    /// What `Cargo.toml` (a comment), the README (a paragraph) and the `Dockerfile` (a comment,
+    /// empty when the image can build the project) say about the framework's source.
+    fn framework_notes(&self) -> (String, String, String) {
+        let described = self.framework.describe();
+        if self.framework.builds_in_image() {
+            let fetch = match &self.framework {
+                Framework::Git { .. } => {
+                    " The image build fetches it from there too, so the build machine must be able to read that repository."
+                }
+                _ => "",
+            };
+            (
+                format!("# The framework: {described} (README.md says how to switch)."),
+                format!("This project takes {described}.{fetch}"),
+                String::new(),
+            )
+        } else {
+            (
+                format!(
+                    "# The framework: {described}. The Dockerfile cannot build this: switch\n# to a git repository or crates.io before deploying (README.md says how)."
+                ),
+                format!(
+                    "This project takes {described}. **Its Dockerfile cannot build it**: the image build sees only this directory, and the framework is outside it. It builds and tests on this machine; switch to a git repository or to crates.io (below) before deploying to PaaS."
+                ),
+                format!(
+                    "# NOTE: Cargo.toml takes the framework from outside this directory ({described}),\n# which this build cannot see: switch it to a git repository or crates.io first (README.md).\n"
+                ),
+            )
+        }
+    }
+
+    /// Every file of the project, rendered (and `Cargo.lock` when one was given).
     pub fn files(&self) -> Vec<GeneratedFile> {
         let values = self.placeholders();
-        TEMPLATES
+        let mut files: Vec<GeneratedFile> = TEMPLATES
             .iter()
             .map(|t| GeneratedFile {
                 path: t.path,
                 contents: render(t.text, &values),
                 executable: t.executable,
             })
-            .collect()
+            .collect();
+        if let Some(lock) = &self.lock_file {
+            files.push(GeneratedFile {
+                path: "Cargo.lock",
+                contents: lock.clone(),
+                executable: false,
+            });
+        }
+        files
     }
 
     /// Writes the project into `dir`, which must not exist or be empty. Nothing is left

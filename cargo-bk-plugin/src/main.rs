@@ -6,7 +6,7 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use cargo_bk_plugin::{DEFAULT_MAINTAINER, FRAMEWORK_VERSION, Framework, Project};
+use cargo_bk_plugin::{DEFAULT_MAINTAINER, FRAMEWORK_VERSION, Framework, GitRef, Project};
 use clap::{Parser, Subcommand};
 
 /// Tools for BlueKing plugins written with bk-plugin-framework for Rust.
@@ -39,10 +39,23 @@ struct NewArgs {
     /// Where to create the project (default: ./<name>).
     #[arg(long)]
     path: Option<PathBuf>,
-    /// Depend on a local checkout of the framework (the directory holding
-    /// `bk_plugin_server/`) instead of bk_plugin_server from crates.io.
-    #[arg(long)]
+    /// Take the framework from this git repository (`https://...`; builds here and in the
+    /// image). Default: the checkout this generator was built from (see docs/new-project.md).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["framework_path", "crates_io"])]
+    git: Option<String>,
+    /// With --git: the commit to take.
+    #[arg(long, requires = "git", conflicts_with = "tag")]
+    rev: Option<String>,
+    /// With --git: the tag to take.
+    #[arg(long, requires = "git")]
+    tag: Option<String>,
+    /// Take the framework from a local checkout (the directory holding `bk_plugin_server/`) by
+    /// path: builds on this machine only, the generated Dockerfile cannot build it.
+    #[arg(long, value_name = "DIR", conflicts_with = "crates_io")]
     framework_path: Option<PathBuf>,
+    /// Take bk_plugin_server from crates.io at this generator's version (once published there).
+    #[arg(long)]
+    crates_io: bool,
     /// Ask nothing: take the defaults for every value not given.
     #[arg(long, short = 'y')]
     yes: bool,
@@ -108,6 +121,8 @@ impl Asker {
 }
 
 fn new(args: NewArgs) -> anyhow::Result<()> {
+    // The framework source first: a bad flag stops before any question is asked.
+    let (framework, checkout, why) = framework_source(&args)?;
     let asker = Asker {
         interactive: !args.yes && std::io::stdin().is_terminal(),
     };
@@ -136,20 +151,30 @@ fn new(args: NewArgs) -> anyhow::Result<()> {
             Ok(())
         })?,
     };
-    let framework = match args.framework_path {
-        Some(root) => {
-            let root = std::path::absolute(&root)
-                .with_context(|| format!("cannot resolve {}", root.display()))?;
-            anyhow::ensure!(
-                root.join("bk_plugin_server/Cargo.toml").is_file(),
-                "{} is not a framework checkout: it has no bk_plugin_server/Cargo.toml",
-                root.display()
-            );
-            Framework::Path(root)
-        }
-        None => Framework::Registry(FRAMEWORK_VERSION.to_string()),
-    };
-    let project = Project::new(&name, &app_code, &description, &maintainers, framework)?;
+    let mut project = Project::new(&name, &app_code, &description, &maintainers, framework)?;
+    // A project taken from a checkout starts from the checkout's lock file: the dependency
+    // versions the framework was tested with (Cargo trims it to what the project uses).
+    if let Some(lock) =
+        checkout.and_then(|root| std::fs::read_to_string(root.join("Cargo.lock")).ok())
+    {
+        project = project.with_lock_file(lock);
+    }
+    let mut stderr = std::io::stderr();
+    let _ = writeln!(
+        stderr,
+        "Framework: {}{}",
+        project.framework().describe(),
+        why.map(|w| format!(" ({w})")).unwrap_or_default()
+    );
+    if !project.framework().builds_in_image() {
+        let _ = writeln!(
+            stderr,
+            "warning: the generated Dockerfile cannot build this project: the framework is outside the \
+             project's directory. It builds and tests here; before deploying, switch to a git \
+             repository (--git <url> [--rev <commit> | --tag <tag>]) or crates.io (README.md, \
+             \"Where the framework comes from\")."
+        );
+    }
     let dir = args.path.unwrap_or_else(|| PathBuf::from(&name));
     project.write(&dir)?;
     // Ignore a closed stdout (`| head`): the project is written either way.
@@ -161,4 +186,51 @@ fn new(args: NewArgs) -> anyhow::Result<()> {
         dir.display()
     );
     Ok(())
+}
+
+/// The framework source the flags ask for (or the default), the checkout it comes from when it
+/// is one (its `Cargo.lock` seeds the project's), and why the default was chosen.
+fn framework_source(
+    args: &NewArgs,
+) -> anyhow::Result<(Framework, Option<PathBuf>, Option<String>)> {
+    if let Some(url) = &args.git {
+        anyhow::ensure!(
+            url.contains("://") && !url.chars().any(|c| c.is_whitespace() || c == '"'),
+            "--git {url:?} is not a URL Cargo takes: give https://host/repository.git (or ssh://..., file:///...)"
+        );
+        let reference = match (&args.rev, &args.tag) {
+            (Some(rev), _) => GitRef::Rev(rev.clone()),
+            (None, Some(tag)) => GitRef::Tag(tag.clone()),
+            (None, None) => GitRef::DefaultBranch,
+        };
+        return Ok((
+            Framework::Git {
+                url: url.clone(),
+                reference,
+            },
+            None,
+            None,
+        ));
+    }
+    if let Some(root) = &args.framework_path {
+        let root = std::path::absolute(root)
+            .with_context(|| format!("cannot resolve {}", root.display()))?;
+        anyhow::ensure!(
+            root.join("bk_plugin_server/Cargo.toml").is_file(),
+            "{} is not a framework checkout: it has no bk_plugin_server/Cargo.toml",
+            root.display()
+        );
+        return Ok((Framework::Path(root.clone()), Some(root), None));
+    }
+    if args.crates_io {
+        return Ok((
+            Framework::Registry(FRAMEWORK_VERSION.to_string()),
+            None,
+            None,
+        ));
+    }
+    let (framework, why) = cargo_bk_plugin::default_source(FRAMEWORK_VERSION);
+    let checkout =
+        cargo_bk_plugin::own_checkout().filter(|_| !matches!(framework, Framework::Registry(_)));
+    Ok((framework, checkout, Some(format!("the default: {why}"))))
 }

@@ -1,7 +1,9 @@
-//! Runs `cargo bk-plugin new` as a user would, then builds and tests the project it wrote with
-//! this workspace's framework crates patched in, in this workspace's target directory (so only
-//! the new project compiles), and checks that the binary name, the port and the commands agree
-//! across `Cargo.toml`, `app_desc.yml`, the `Dockerfile` and the pre-release hook script.
+//! Runs `cargo bk-plugin new` as a user would, then builds and tests the project it wrote — with
+//! the default framework source (this checkout) and with a git repository the test makes from
+//! this workspace — in this workspace's target directory with its `Cargo.lock` (so only the new
+//! project and the framework crates compile), and checks that the binary name, the port and the
+//! commands agree across `Cargo.toml`, `app_desc.yml`, the `Dockerfile` and the pre-release hook
+//! script, and that each framework flag writes its dependency line.
 #![allow(missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -81,6 +83,157 @@ fn commands_run(text: &str, binary: &str) -> Vec<String> {
     found
 }
 
+/// Says a test did not run and why, past the harness's capture; with `BKP_TEST_NO_SKIP` set
+/// (as CI sets it) a skip is a failure instead.
+fn report_skip(reason: &str) {
+    use std::io::Write as _;
+    assert!(
+        std::env::var_os("BKP_TEST_NO_SKIP").is_none(),
+        "BKP_TEST_NO_SKIP is set and this test would skip: {reason}"
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "skipped: {reason}");
+    let _ = out.flush();
+}
+
+/// Runs `cargo test` in a generated project, in this workspace's target directory, and returns
+/// its output; fails the test when it fails. The workspace builds the framework with all three
+/// database drivers (its tests use them): asking for the same features here reuses that build
+/// instead of compiling the SQL stack again for the defaults. Which drivers are in does not
+/// change the project's code. A project without a `Cargo.lock` gets the workspace's, which pins
+/// the same dependency versions, so nothing is downloaded.
+fn build_and_test(dir: &Path, offline: bool) -> String {
+    let manifest = read(dir, "Cargo.toml");
+    let line = manifest
+        .lines()
+        .find(|l| l.starts_with("bk_plugin_server = "))
+        .unwrap_or_else(|| panic!("no bk_plugin_server line:\n{manifest}"));
+    let with_features = match line.strip_suffix(" }") {
+        Some(table) => format!("{table}, features = [\"postgres\"] }}"),
+        None => line.replace(" = ", " = { version = ") + ", features = [\"postgres\"] }",
+    };
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        manifest.replace(line, &with_features),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    if !dir.join("Cargo.lock").exists() {
+        std::fs::copy(workspace_root().join("Cargo.lock"), dir.join("Cargo.lock"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(&cargo);
+    command.args(["test", "--quiet"]);
+    if offline {
+        command.arg("--offline");
+    }
+    let tested = command
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env_remove("CARGO_MANIFEST_DIR")
+        .env_remove("CARGO_PRIMARY_PACKAGE")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&tested.stdout),
+        String::from_utf8_lossy(&tested.stderr)
+    );
+    assert!(
+        tested.status.success(),
+        "cargo test failed in the new project:\n{log}"
+    );
+    log
+}
+
+/// Runs `git` with a fixed identity and dates, so the same files always make the same commit.
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=bkp", "-c", "user.email=bkp@localhost"])
+        .args([
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "core.hooksPath=/dev/null",
+        ])
+        .args(args)
+        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// A git repository holding this workspace's framework crates as they are on disk (committed or
+/// not) and `docs/` (bk_plugin_server's doc includes it), under a workspace manifest listing only
+/// those crates; returns its `file://` URL and commit. It lives at a fixed place in the target
+/// directory and its commit depends only on the files, so Cargo reuses the framework it built
+/// from it until a framework file changes. `None` when git or the checkout's file list is missing.
+fn framework_repository() -> Option<(String, String)> {
+    let root = workspace_root();
+    let listed = git(
+        &root,
+        &[
+            "ls-files",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "--",
+            "bk_plugin_macros",
+            "bk_plugin_core",
+            "bk_plugin_server",
+            "docs",
+        ],
+    )?;
+    let repo = target_dir().join("bkp-generator-git").join("framework");
+    let _ = std::fs::remove_dir_all(&repo);
+    for file in listed.lines() {
+        let from = root.join(file);
+        if !from.is_file() {
+            continue; // deleted but not yet committed
+        }
+        let to = repo.join(file);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+    let mut manifest = String::new();
+    let mut in_list = false;
+    for line in std::fs::read_to_string(root.join("Cargo.toml"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .lines()
+    {
+        if in_list {
+            in_list = line.trim() != "]";
+            continue;
+        }
+        if let Some(key) = ["members", "default-members"]
+            .into_iter()
+            .find(|key| line.starts_with(&format!("{key} = [")))
+        {
+            manifest.push_str(&format!(
+                "{key} = [\"bk_plugin_macros\", \"bk_plugin_core\", \"bk_plugin_server\"]\n"
+            ));
+            in_list = !line.ends_with(']');
+            continue;
+        }
+        manifest.push_str(line);
+        manifest.push('\n');
+    }
+    std::fs::write(repo.join("Cargo.toml"), manifest).unwrap_or_else(|e| panic!("{e}"));
+    git(&repo, &["init", "--quiet"])?;
+    git(&repo, &["add", "--all"])?;
+    git(&repo, &["commit", "--quiet", "--message", "the framework"])?;
+    let commit = git(&repo, &["rev-parse", "HEAD"])?;
+    Some((format!("file://{}", repo.display()), commit))
+}
+
 #[test]
 fn a_generated_project_builds_passes_its_tests_and_its_deployment_files_agree() {
     let temp = TempDir::new("bkp-new");
@@ -121,10 +274,6 @@ fn a_generated_project_builds_passes_its_tests_and_its_deployment_files_agree() 
         cargo_toml.contains(&format!("name = \"{NAME}\"")),
         "{cargo_toml}"
     );
-    assert!(cargo_toml.contains(&format!(
-        "bk_plugin_server = \"{}\"",
-        env!("CARGO_PKG_VERSION")
-    )));
     assert!(
         cargo_toml.contains(r#"description = "Checks \"tickets\" before release""#),
         "{cargo_toml}"
@@ -170,50 +319,41 @@ fn a_generated_project_builds_passes_its_tests_and_its_deployment_files_agree() 
     );
     assert_eq!(commands_run(&dockerfile, NAME), ["serve"]);
 
-    // Build and test it against this checkout of the framework, in this target directory.
-    let patch = format!(
-        "\n[patch.crates-io]\nbk_plugin_server = {{ path = {root:?} }}\nbk_plugin_core = {{ path = {core:?} }}\nbk_plugin_macros = {{ path = {macros:?} }}\n",
-        root = workspace_root().join("bk_plugin_server"),
-        core = workspace_root().join("bk_plugin_core"),
-        macros = workspace_root().join("bk_plugin_macros"),
-    );
-    // The workspace builds the framework with all three database drivers (its tests use them);
-    // asking for the same features here reuses that build instead of compiling the SQL stack
-    // again for the defaults. Which drivers are in does not change the project's code.
-    let framework = format!("bk_plugin_server = \"{}\"", env!("CARGO_PKG_VERSION"));
-    let with_workspace_features = cargo_toml.replace(
-        &framework,
-        &format!(
-            "bk_plugin_server = {{ version = \"{}\", features = [\"postgres\"] }}",
-            env!("CARGO_PKG_VERSION")
-        ),
-    );
-    assert_ne!(with_workspace_features, cargo_toml, "{cargo_toml}");
-    std::fs::write(dir.join("Cargo.toml"), with_workspace_features + &patch)
-        .unwrap_or_else(|e| panic!("{e}"));
-    // The workspace's lock file pins the same dependency versions, so nothing is downloaded
-    // and the dependencies already built for the workspace are reused.
-    std::fs::copy(workspace_root().join("Cargo.lock"), dir.join("Cargo.lock"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let target = target_dir();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let tested = Command::new(&cargo)
-        .args(["test", "--offline", "--quiet"])
-        .current_dir(&dir)
-        .env("CARGO_TARGET_DIR", &target)
-        .env_remove("CARGO_MANIFEST_DIR")
-        .env_remove("CARGO_PRIMARY_PACKAGE")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
-    let log = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&tested.stdout),
-        String::from_utf8_lossy(&tested.stderr)
+    // The default source: this checkout (by path, as it has no fetchable origin here), or the
+    // commit it was built from when its origin is a network URL it was pushed to.
+    let (default, _) = cargo_bk_plugin::default_source(env!("CARGO_PKG_VERSION"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        cargo_toml.contains(&default.dependency_line()),
+        "{cargo_toml}"
     );
     assert!(
-        tested.status.success(),
-        "cargo test failed in the new project:\n{log}"
+        stderr.contains(&format!("Framework: {} (the default: ", default.describe())),
+        "{stderr}"
     );
+    let readme = read(&dir, "README.md");
+    assert!(
+        readme.contains(&format!("This project takes {}", default.describe())),
+        "{readme}"
+    );
+    // It starts from the checkout's lock file, the versions the framework is tested with.
+    assert!(read(&dir, "Cargo.lock").contains("name = \"sea-orm\""));
+    if let cargo_bk_plugin::Framework::Path(root) = &default {
+        assert_eq!(root, &workspace_root());
+        assert!(
+            stderr.contains("warning: the generated Dockerfile cannot build this project"),
+            "{stderr}"
+        );
+        assert!(
+            readme.contains("**Its Dockerfile cannot build it**"),
+            "{readme}"
+        );
+        assert!(dockerfile.contains("# NOTE: Cargo.toml takes the framework from outside"));
+    }
+
+    // Build and test it as generated, in this target directory.
+    let target = target_dir();
+    let log = build_and_test(&dir, matches!(default, cargo_bk_plugin::Framework::Path(_)));
     // The version's three harness tests and the three tests of the binary ran and passed.
     assert_eq!(
         log.matches("test result: ok. 3 passed; 0 failed").count(),
@@ -387,4 +527,145 @@ fn in_a_terminal_it_asks_for_each_value_and_again_after_a_bad_one() {
     let dir = temp.0.join("asked-demo");
     assert!(read(&dir, "app_desc.yml").contains("value: \"alice\""));
     assert!(read(&dir, "Cargo.toml").contains("description = \"Asked for in a terminal\""));
+}
+
+#[test]
+fn a_project_on_a_git_repository_at_a_commit_builds_and_passes_its_tests() {
+    let Some((url, commit)) = framework_repository() else {
+        report_skip("needs git (apt-get install git) and a git checkout of the framework");
+        return;
+    };
+    let temp = TempDir::new("bkp-new-git");
+    let dir = temp.0.join(NAME);
+    let output = generate(&dir, &["--git", &url, "--rev", &commit]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let cargo_toml = read(&dir, "Cargo.toml");
+    assert!(
+        cargo_toml.contains(&format!(
+            "bk_plugin_server = {{ git = \"{url}\", rev = \"{commit}\" }}"
+        )),
+        "{cargo_toml}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "Framework: bk_plugin_server from the git repository {url} at commit {commit}\n"
+        )),
+        "{stderr}"
+    );
+    // A file:// repository is on this machine only: the image build could not fetch it.
+    assert!(
+        stderr.contains("warning: the generated Dockerfile cannot build this project"),
+        "{stderr}"
+    );
+    // Nothing to seed the lock from: the repository's dependencies resolve on the first build.
+    assert!(!dir.join("Cargo.lock").exists());
+    let log = build_and_test(&dir, false);
+    assert_eq!(
+        log.matches("test result: ok. 3 passed; 0 failed").count(),
+        2,
+        "{log}"
+    );
+    let lock = read(&dir, "Cargo.lock");
+    assert!(
+        lock.contains(&format!("source = \"git+{url}?rev={commit}#{commit}\"")),
+        "{lock}"
+    );
+}
+
+#[test]
+fn each_framework_flag_writes_its_source_into_cargo_toml_and_the_readme() {
+    let temp = TempDir::new("bkp-new-flags");
+    let url = "https://git.example.com/bk/bk-plugin-framework-rust.git";
+    let version = env!("CARGO_PKG_VERSION");
+    let root = workspace_root();
+    let cases: [(&str, Vec<String>, String, bool); 4] = [
+        (
+            "tag",
+            vec!["--git".into(), url.into(), "--tag".into(), "v0.1.0".into()],
+            format!("bk_plugin_server = {{ git = \"{url}\", tag = \"v0.1.0\" }}"),
+            true,
+        ),
+        (
+            "branch",
+            vec!["--git".into(), url.into()],
+            format!("bk_plugin_server = {{ git = \"{url}\" }}"),
+            true,
+        ),
+        (
+            "registry",
+            vec!["--crates-io".into()],
+            format!("bk_plugin_server = \"{version}\""),
+            true,
+        ),
+        (
+            "path",
+            vec!["--framework-path".into(), root.display().to_string()],
+            format!(
+                "bk_plugin_server = {{ path = \"{}\" }}",
+                root.join("bk_plugin_server").display()
+            ),
+            false,
+        ),
+    ];
+    for (label, flags, line, in_image) in cases {
+        let dir = temp.0.join(label);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let output = generate(&dir, &flags);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{label}: {stderr}");
+        let cargo_toml = read(&dir, "Cargo.toml");
+        assert!(cargo_toml.contains(&line), "{label}: {cargo_toml}");
+        let readme = read(&dir, "README.md");
+        let dockerfile = read(&dir, "Dockerfile");
+        let warned = stderr.contains("warning: the generated Dockerfile cannot build this project");
+        assert_eq!(warned, !in_image, "{label}: {stderr}");
+        assert_eq!(
+            readme.contains("**Its Dockerfile cannot build it**"),
+            !in_image,
+            "{label}: {readme}"
+        );
+        assert_eq!(dockerfile.contains("# NOTE:"), !in_image, "{label}");
+        // Only a checkout has a lock file to start from.
+        assert_eq!(dir.join("Cargo.lock").exists(), label == "path", "{label}");
+        // The README says how to switch to each of the other sources.
+        for switch in [
+            "--git <url> --rev <commit>",
+            "--framework-path",
+            "--crates-io",
+        ] {
+            assert!(readme.contains(switch), "{label}: {switch}");
+        }
+    }
+    let readme = read(&temp.0.join("tag"), "README.md");
+    assert!(
+        readme.contains(&format!(
+            "This project takes bk_plugin_server from the git repository {url} at tag v0.1.0."
+        )),
+        "{readme}"
+    );
+}
+
+#[test]
+fn contradictory_or_malformed_framework_flags_are_refused_before_anything_is_written() {
+    let temp = TempDir::new("bkp-new-badflags");
+    let dir = temp.0.join("p");
+    for (flags, expected) in [
+        (&["--rev", "abc"][..], "--git <URL>"),
+        (
+            &["--git", "https://h/r.git", "--rev", "a", "--tag", "b"][..],
+            "cannot be used with",
+        ),
+        (
+            &["--git", "https://h/r.git", "--crates-io"][..],
+            "cannot be used with",
+        ),
+        (&["--git", "../framework"][..], "is not a URL Cargo takes"),
+    ] {
+        let output = generate(&dir, flags);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{flags:?} accepted");
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+        assert!(!dir.exists(), "{flags:?} wrote the project");
+    }
 }

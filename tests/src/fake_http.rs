@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// One request the server received.
 #[derive(Debug, Clone)]
@@ -80,13 +79,7 @@ impl FakeServer {
     }
 
     async fn serve(responder: Responder, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("bind: {e}"));
-        let port = listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (listener, port) = crate::bind_loopback().await;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let calls = Arc::new(Mutex::new(Vec::new()));
         let recorded = calls.clone();

@@ -6,7 +6,9 @@
 
 pub mod browser;
 pub mod fake_http;
+pub mod otlp;
 mod plugin;
+pub mod prefix_proxy;
 
 pub use plugin::{Launch, Plugin, free_port};
 
@@ -14,6 +16,18 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use sea_orm::{ConnectionTrait, Database};
+
+/// A listener on a free loopback port, and the port.
+pub async fn bind_loopback() -> (tokio::net::TcpListener, u16) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    (listener, port)
+}
 
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -196,6 +196,16 @@ impl Plugin {
         None
     }
 
+    /// `GET /metrics` as text.
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap_or_else(|e| panic!("GET /metrics: {e}"))
+            .text()
+            .await
+            .unwrap_or_default()
+    }
+
     /// GET `path`; returns status and JSON body.
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let response = reqwest::Client::new()

@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 
 use bkp_blackbox_tests::browser::{Browser, screenshot_dir};
-use bkp_blackbox_tests::{Backend, Plugin, TestDb};
+use bkp_blackbox_tests::prefix_proxy::PrefixProxy;
+use bkp_blackbox_tests::{Backend, Launch, Plugin, TestDb};
 use serde_json::{Value, json};
 
 fn outputs(browser: &mut Browser) -> Value {
@@ -243,4 +244,132 @@ async fn the_panel_is_a_self_contained_page_in_dev() {
             assert!(!page.contains(needle), "{path} refers to {needle}");
         }
     }
+}
+
+/// The path prefix of the sub-path test, as PaaS names a module's address (`<env>--<code>`).
+const PREFIX: &str = "/stag--bkp-fixtures";
+
+/// The panel, the API page and the document, reached only through the prefix (blocking).
+fn use_the_pages_through_the_prefix(base: &str) {
+    let mut browser = Browser::launch();
+    browser.open(&format!("{base}/"));
+    assert_eq!(
+        browser.value("#version"),
+        "1.7.0",
+        "meta came through the prefix"
+    );
+    browser.choose("#version", "1.0.0");
+    browser.wait_for(
+        "document.querySelector('#inputs-form [data-field=\"hello\"]')",
+        "the 1.0.0 form (detail through the prefix)",
+    );
+    // form.js reaches the plugin's data APIs through the host the panel gives it.
+    assert_eq!(
+        browser.eval("window.$.context.bk_plugin_api_host['bkp-fixtures']"),
+        json!(format!("{base}/"))
+    );
+    browser.fill("#inputs-form [data-field=\"hello\"]", "prefixed");
+    browser.fill("#context-form [data-field=\"executor\"]", "admin");
+    browser.click("#run");
+    browser.wait_for(
+        "document.querySelector('#state').textContent.includes('SUCCESS')",
+        "1.0.0 to succeed through the prefix",
+    );
+    assert_eq!(outputs(&mut browser), json!({"world": "prefixed"}));
+    browser.wait_for(
+        "document.querySelector('#logs').textContent.includes('echo plugin executing for admin')",
+        "the logs through the prefix",
+    );
+    let links =
+        browser.eval("[...document.querySelectorAll('header .links a')].map((a) => a.href)");
+    assert_eq!(
+        links,
+        json!([format!("{base}/swagger/"), format!("{base}/schema/")])
+    );
+    shot(&mut browser, "debug-panel-sub-path.png");
+
+    // The API page follows its link and reads the document through the prefix too.
+    browser.click("header .links a");
+    browser.wait_for(
+        "document.body.dataset.ready === 'true' && document.querySelector('#operations')",
+        "the API page through the prefix",
+    );
+    assert_eq!(
+        browser.eval("location.href"),
+        json!(format!("{base}/swagger/"))
+    );
+    assert!(
+        browser
+            .text("#operations")
+            .contains("/bk_plugin/invoke/1.0.0")
+    );
+    let document_links =
+        browser.eval("[...document.querySelectorAll('header a')].map((a) => a.href)");
+    assert_eq!(
+        document_links,
+        json!([
+            format!("{base}/schema/"),
+            format!("{base}/schema/?format=yaml")
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_path_prefix_the_panel_the_api_page_and_the_document_use_the_prefix() {
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
+    // PaaS says where the module lives; its ingress strips the path before the app sees it.
+    let proxy_port = bkp_blackbox_tests::free_port();
+    let address = format!("http://127.0.0.1:{proxy_port}{PREFIX}/");
+    let plugin = Plugin::launch(
+        &db,
+        Launch::serve().env(
+            "BKPAAS_DEFAULT_PREALLOCATED_URLS",
+            &json!({"dev": address, "prod": "http://elsewhere.example.com/prod--x/"}).to_string(),
+        ),
+    )
+    .await;
+    let proxy = PrefixProxy::start_on(proxy_port, PREFIX, &plugin.base).await;
+    let base = proxy.base.clone();
+    let outcome =
+        tokio::task::spawn_blocking(move || use_the_pages_through_the_prefix(&base)).await;
+    if let Err(e) = outcome {
+        panic!(
+            "{e}\nrequests outside {PREFIX}: {:?}\nplugin log:\n{}",
+            proxy.outside_the_prefix(),
+            plugin.log_text()
+        );
+    }
+    // Every URL the pages used carried the prefix (the browser's own guess at a site icon is
+    // not one of theirs).
+    let outside: Vec<String> = proxy
+        .outside_the_prefix()
+        .into_iter()
+        .filter(|target| target != "/favicon.ico")
+        .collect();
+    assert_eq!(outside, Vec::<String>::new());
+
+    // The document tells API clients the prefix; the paths stay relative to it.
+    let doc: Value = reqwest::get(format!("{}/schema/", proxy.base))
+        .await
+        .and_then(|r| r.error_for_status())
+        .unwrap_or_else(|e| panic!("GET {PREFIX}/schema/: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        doc["servers"],
+        json!([{"url": PREFIX, "description": "the path prefix BK PaaS serves this app under"}])
+    );
+    assert!(doc["paths"]["/bk_plugin/meta/"].is_object());
+    // The prefix comes from the configuration, not from the request: reached directly, the
+    // process serves the same document.
+    let direct: Value = reqwest::get(format!("{}/schema/", plugin.base))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(direct["servers"], doc["servers"]);
 }

@@ -655,35 +655,26 @@ fn gauge(metrics: &str, line_start: &str) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
-async fn scrape(plugin: &Plugin) -> String {
-    reqwest::get(format!("{}/metrics", plugin.base))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .text()
-        .await
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_queue_depth_gauge_is_read_from_the_database_at_most_every_five_seconds() {
     let db = sqlite().await;
     let plugin = Plugin::start(&db).await;
     let waiting = "bk_plugin_queue_depth{kind=\"waiting_callback\"}";
     let read = Instant::now();
-    let before = scrape(&plugin).await;
+    let before = plugin.metrics_text().await;
     assert_eq!(gauge(&before, waiting), Some(0), "{before}");
     let (_, body) = plugin.invoke("1.2.0", json!({}), json!({})).await;
     assert_eq!(body["data"]["state"], json!(3));
     // Scrapes within 5 s of that read get nothing new from the database ...
     for _ in 0..5 {
-        let metrics = scrape(&plugin).await;
+        let metrics = plugin.metrics_text().await;
         if read.elapsed() < Duration::from_millis(4900) {
             assert_eq!(gauge(&metrics, waiting), Some(0));
         }
     }
     // ... and the next read, a few seconds later, sees the waiting invocation.
     let deadline = Instant::now() + Duration::from_secs(15);
-    while gauge(&scrape(&plugin).await, waiting) != Some(1) {
+    while gauge(&plugin.metrics_text().await, waiting) != Some(1) {
         assert!(Instant::now() < deadline, "the gauge was never refreshed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

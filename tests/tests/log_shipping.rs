@@ -94,7 +94,7 @@ fn log_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[tokio::test]
-async fn bk_sops_formats_every_prod_line_from_stdout_and_the_log_file_including_a_warning_and_a_panic()
+async fn bk_sops_formats_every_prod_line_from_stdout_and_the_log_file_including_an_error_and_a_panic()
  {
     let db = TestDb::new(Backend::Sqlite)
         .await
@@ -146,12 +146,19 @@ async fn bk_sops_formats_every_prod_line_from_stdout_and_the_log_file_including_
                 && l["lineno"].as_u64().is_some_and(|n| n > 0)),
             "{info:?}"
         );
-        let warning = of(&failed);
+        // ERROR, as Python's `logger.exception` logs a failed step.
+        let error = of(&failed);
         assert!(
-            warning.iter().any(|(text, _)| text.contains("]WARNING-")
+            error.iter().any(|(text, _)| text.contains("]ERROR-")
                 && text.contains("plugin execute failed: boom")),
-            "{warning:?}"
+            "{error:?}"
         );
+        // No line names the build machine's directories (a dependency's registry path).
+        let absolute: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["pathname"].as_str().is_some_and(|p| p.starts_with('/')))
+            .collect();
+        assert!(absolute.is_empty(), "{absolute:?}");
         let panic = of(&crashed);
         let critical: Vec<&String> = panic
             .iter()
@@ -164,7 +171,7 @@ async fn bk_sops_formats_every_prod_line_from_stdout_and_the_log_file_including_
             "{}",
             critical[0]
         );
-        for (text, _) in info.iter().chain(&warning).chain(&panic) {
+        for (text, _) in info.iter().chain(&error).chain(&panic) {
             assert!(
                 text.starts_with('[') && text.contains(',') && !text.contains("]-"),
                 "{text}"
@@ -278,4 +285,19 @@ async fn production_migrate_reports_in_json_lines_too() {
         "{stdout}"
     );
     assert!(json_lines(&String::from_utf8_lossy(&output.stderr), "stderr").is_empty());
+    // sea-orm-migration's own lines name its file from its crate directory, not from the
+    // cargo registry of the machine that built the binary.
+    let migration = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Applying migration"))
+        })
+        .unwrap_or_else(|| panic!("no migration line in {stdout}"));
+    let pathname = migration["pathname"].as_str().unwrap_or_default();
+    assert!(
+        pathname.starts_with("sea-orm-migration-") && pathname.ends_with(".rs"),
+        "{pathname}"
+    );
 }

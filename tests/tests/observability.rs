@@ -82,22 +82,13 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-async fn metrics_text(plugin: &Plugin) -> String {
-    reqwest::get(format!("{}/metrics", plugin.base))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .text()
-        .await
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn metrics_count_failures_time_steps_and_requests() {
     let db = TestDb::new(Backend::Sqlite)
         .await
         .unwrap_or_else(|| panic!("sqlite"));
     let plugin = Plugin::start(&db).await;
-    let before = metrics_text(&plugin).await;
+    let before = plugin.metrics_text().await;
     for _ in 0..2 {
         plugin.invoke("1.3.0", json!({}), json!({})).await;
     }
@@ -114,7 +105,7 @@ async fn metrics_count_failures_time_steps_and_requests() {
     plugin
         .wait_finished(trace_id, Duration::from_secs(10))
         .await;
-    let after = metrics_text(&plugin).await;
+    let after = plugin.metrics_text().await;
     let delta = |name: &str, labels: &[(&str, &str)]| {
         metric(&after, name, labels) - metric(&before, name, labels)
     };

@@ -3,6 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::error::{ApiError, Envelope};
@@ -52,9 +53,11 @@ pub(crate) async fn handle(
                 ApiError::NoApiRoute(req.path().to_string())
             }
         })?;
-    match handler.await {
+    let span = crate::otel::data_api_span(group.prefix(), &relative);
+    match handler.instrument(span.clone()).await {
         Ok(data) => Ok(HttpResponse::Ok().json(data)),
         Err(e) => {
+            crate::otel::record_error(&span, &e.message);
             let status = actix_web::http::StatusCode::from_u16(e.http_status())
                 .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
             Ok(Envelope::failure(&e.message).respond(status))

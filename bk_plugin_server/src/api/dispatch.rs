@@ -3,6 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::auth::AuthPolicy;
@@ -53,9 +54,13 @@ pub(crate) async fn dispatch(
         .apis()
         .find(ApiGroup::PluginApi, call.method, relative, &mut request)
         .map_err(|_| ApiError::NoHandler(call.url.clone()))?;
-    match handler.await {
+    let span = crate::otel::data_api_span(ApiGroup::PluginApi.prefix(), relative);
+    match handler.instrument(span.clone()).await {
         Ok(data) => Ok(Envelope::success("success", data).traced(&trace_id).ok()),
-        Err(e) => Err(ApiError::PluginApi(e.message)),
+        Err(e) => {
+            crate::otel::record_error(&span, &e.message);
+            Err(ApiError::PluginApi(e.message))
+        }
     }
 }
 

@@ -9,7 +9,9 @@ use crate::app::{AppState, Parked};
 use crate::auth::AuthPolicy;
 use crate::error::{ApiError, Envelope, TraceId};
 use crate::metrics::StepTimer;
+use crate::otel::{self, RunKind};
 use bk_plugin_core::State;
+use tracing::Instrument;
 
 use super::{Protected, read_json};
 
@@ -63,9 +65,13 @@ pub(crate) async fn invoke(
     let (inputs, context) = split_invoke_body(body)?;
     let first = StepInput::first(trace_id.clone(), inputs, context);
     let (inputs, context) = (first.inputs.clone(), first.context.clone());
+    let step_span = otel::step_span(&version_name, RunKind::First, 1, &trace_id);
     let outcome = {
         let _timer = StepTimer::start(state.metrics(), &version_name, false);
-        version.run(first, state.tokens().issuer()).await
+        version
+            .run(first, state.tokens().issuer())
+            .instrument(step_span.clone())
+            .await
     };
     state
         .metrics()
@@ -88,6 +94,7 @@ pub(crate) async fn invoke(
             err = Some(format!("schedule create error: {e}"));
         }
     }
+    otel::record_step_end(&step_span, state_value.name(), err.as_deref());
     let outputs = if state_value == State::Fail {
         Value::Null
     } else {

@@ -9,7 +9,9 @@
 //!
 //! As in the Python runtime, `/` is the debug panel in dev and the API documentation elsewhere.
 //! Both pages are single self-contained HTML files compiled into the binary: nothing is fetched
-//! from anywhere but this server.
+//! from anywhere but this server. Behind PaaS's path prefix (`Config::sub_path`), every link
+//! and fetch of the pages and the document's `servers` start with it: the pages carry
+//! `{{BK_PLUGIN_ROOT}}` where the prefix goes, filled in when served.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -31,17 +33,21 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource(["/schema", "/schema/"]).route(web::get().to(schema)));
 }
 
-fn html(page: &'static str) -> HttpResponse {
+/// Where the path prefix goes in the pages.
+const ROOT_PLACEHOLDER: &str = "{{BK_PLUGIN_ROOT}}";
+
+/// A page with the path prefix (`""` or `/a/b`, checked by the config) in place.
+fn html(page: &'static str, root: &str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(page)
+        .body(page.replace(ROOT_PLACEHOLDER, root))
 }
 
 /// `GET /`: the debug panel in dev, the API page elsewhere.
 async fn home(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.config().is_dev() {
-        return Ok(html(DEBUG_PANEL));
+        return Ok(html(DEBUG_PANEL, &state.config().sub_path));
     }
     api_page(state).await
 }
@@ -49,7 +55,7 @@ async fn home(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 /// `GET /debug/`: the debug panel, in dev only.
 async fn debug_panel(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.config().is_dev() {
-        Ok(html(DEBUG_PANEL))
+        Ok(html(DEBUG_PANEL, &state.config().sub_path))
     } else {
         Err(ApiError::DebugPanelOff)
     }
@@ -58,7 +64,7 @@ async fn debug_panel(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
 /// `GET /swagger/`: the API reference page (off outside dev with `BK_PLUGIN_SWAGGER=0`).
 async fn api_page(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.config().is_dev() || state.config().api_page {
-        Ok(html(API_PAGE))
+        Ok(html(API_PAGE, &state.config().sub_path))
     } else {
         Err(ApiError::ApiPageOff)
     }
@@ -72,6 +78,7 @@ async fn schema(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
             .unwrap_or_default();
     let doc = document(Described {
         app_code: &state.config().app_code,
+        root: &state.config().sub_path,
         description: &state.meta().description,
         registry: state.registry(),
         apis: state.apis(),
@@ -84,5 +91,24 @@ async fn schema(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
         other => Err(ApiError::BadRequest(format!(
             "format {other:?} is not supported: use json or yaml"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_url_in_the_pages_starts_from_the_root_placeholder() {
+        for (name, page) in [("debug panel", DEBUG_PANEL), ("API page", API_PAGE)] {
+            assert!(page.contains(ROOT_PLACEHOLDER), "{name}");
+            // `call(method, "/bk_plugin/...")` puts ROOT before its path itself.
+            for absolute in ["href=\"/", "fetch(\"/", "fetch(`/", "fetch(path"] {
+                assert!(
+                    !page.contains(absolute),
+                    "{name} has a URL without the prefix: {absolute}"
+                );
+            }
+        }
     }
 }

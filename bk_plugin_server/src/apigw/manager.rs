@@ -120,10 +120,13 @@ impl Manager {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| ManagerError::Transport {
-            call: call.clone(),
-            error: error_chain(&e),
-        })?;
+        let response =
+            crate::http_client::send(request)
+                .await
+                .map_err(|e| ManagerError::Transport {
+                    call: call.clone(),
+                    error: error_chain(&e),
+                })?;
         let status = response.status();
         let text = response.text().await.map_err(|e| ManagerError::Transport {
             call: call.clone(),

@@ -75,29 +75,16 @@ fn truthy(name: &str, default: bool) -> bool {
 /// The stage's backend (`scheme://host[:port]`) and sub path from
 /// `BKPAAS_DEFAULT_PREALLOCATED_URLS` (`{"stag": url, "prod": url}`), for `environment`.
 pub(crate) fn backend(environment: &str) -> Result<(String, String), SyncError> {
-    let raw = var("BKPAAS_DEFAULT_PREALLOCATED_URLS").ok_or_else(|| {
-        SyncError::Config(
-            "BKPAAS_DEFAULT_PREALLOCATED_URLS is not set: the gateway stage needs this module's address (PaaS injects it)".into(),
-        )
-    })?;
-    let urls: Value = serde_json::from_str(&raw).map_err(|e| {
-        SyncError::Config(format!(
-            "BKPAAS_DEFAULT_PREALLOCATED_URLS is not a JSON object: {e}"
-        ))
-    })?;
-    let url = urls
-        .get(environment)
-        .and_then(Value::as_str)
+    let url = crate::config::preallocated_url(environment)
+        .map_err(SyncError::Config)?
         .ok_or_else(|| {
-            SyncError::Config(format!(
-                "BKPAAS_DEFAULT_PREALLOCATED_URLS has no address for {environment:?}: {raw}"
-            ))
+            SyncError::Config(match var("BKPAAS_DEFAULT_PREALLOCATED_URLS") {
+                None => "BKPAAS_DEFAULT_PREALLOCATED_URLS is not set: the gateway stage needs this module's address (PaaS injects it)".into(),
+                Some(raw) => format!(
+                    "BKPAAS_DEFAULT_PREALLOCATED_URLS has no address for {environment:?}: {raw}"
+                ),
+            })
         })?;
-    let url = reqwest::Url::parse(url).map_err(|e| {
-        SyncError::Config(format!(
-            "BKPAAS_DEFAULT_PREALLOCATED_URLS[{environment:?}]={url:?} is not a URL: {e}"
-        ))
-    })?;
     let host = url.host_str().unwrap_or_default();
     let netloc = match url.port() {
         Some(port) => format!("{host}:{port}"),

@@ -9,6 +9,7 @@ use bk_plugin_core::Registry;
 use bk_plugin_core::executor::{Next, StepOutcome};
 use serde_json::Value;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::store::batch::{BatchError, Batcher};
@@ -177,13 +178,19 @@ impl Invocations {
     /// Records a finished step (group-committed with the others finishing now); false when the
     /// lease was lost.
     pub(crate) async fn record_step(&self, step: FinishedStep) -> Result<bool, BatchError> {
-        self.recorder.submit(step).await
+        let span = crate::otel::db_span("record step", step.trace_id());
+        let recorded = self.recorder.submit(step).instrument(span.clone()).await;
+        if let Err(e) = &recorded {
+            crate::otel::record_error(&span, &e.to_string());
+        }
+        recorded
     }
 
     /// Stores a new invocation whose first run asked to wait (group-committed with the others
     /// arriving now), parked: no worker takes it until it is unparked, which happens once this
     /// returns `Stored` (the invoke answers POLL or CALLBACK), and then wakes the local worker.
-    /// Any other outcome leaves it parked for the undo to delete.
+    /// Any other outcome leaves it parked for the undo to delete. The trace context current
+    /// when this is called (the invoke's request span) is stored with it.
     pub(crate) async fn park(
         &self,
         version: &str,
@@ -207,16 +214,20 @@ impl Invocations {
             context: JsonText::of(context),
             storage,
             outputs,
+            trace_context: crate::otel::propagation::current_text(),
         };
         // Bounded: past the limit the caller gets FAIL, and the batch writer then skips or
         // undoes the row, since nobody will be told it is waiting.
         let limit = self.invoke_db_timeout;
-        match tokio::time::timeout(limit, self.parking.submit(row)).await {
+        let span = crate::otel::db_span("park", trace_id);
+        let submitted = self.parking.submit(row).instrument(span.clone());
+        match tokio::time::timeout(limit, submitted).await {
             Ok(Ok(())) => {
                 self.unpark(trace_id.to_string());
                 Ok(Parked::Stored)
             }
             Ok(Err(e)) => {
+                crate::otel::record_error(&span, &e.to_string());
                 // The write failed, but a lost connection may have committed it: make sure
                 // an invocation answered FAIL is not stored.
                 undo_unanswered(

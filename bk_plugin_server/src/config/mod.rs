@@ -1,11 +1,14 @@
 //! Configuration from the environment the PaaS platform gives a deployed plugin.
 
 mod env;
+pub(crate) mod otel;
+mod sub_path;
 
 use std::time::Duration;
 
 use env::parsed;
 pub(crate) use env::{flag, var};
+pub(crate) use sub_path::preallocated_url;
 
 /// The deployment environment (`BKPAAS_ENVIRONMENT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +167,11 @@ pub(crate) struct Config {
     pub log_file_max_bytes: u64,
     /// `BK_PLUGIN_LOG_FILE_BACKUPS` (default 5, as Python's): rotated log files kept.
     pub log_file_backups: usize,
+    /// The path prefix PaaS serves the app under (`""` or `/a/b`): `BK_PLUGIN_SUB_PATH`, else
+    /// the path of this environment's address in `BKPAAS_DEFAULT_PREALLOCATED_URLS`. The
+    /// routes do not move (the ingress strips it); the pages and `/schema/` put it before every
+    /// URL they give a browser.
+    pub sub_path: String,
     /// `BK_PLUGIN_SWAGGER` (default on): outside dev, serve the readable API page at `/` and
     /// `/swagger/` (as Python serves Swagger UI there). `/schema/` is served either way.
     pub api_page: bool,
@@ -179,6 +187,8 @@ pub(crate) struct Config {
     pub apigw_public_key: Option<String>,
     /// `APIGW_PUBLIC_KEY_FILE`: a file holding the gateway's public key.
     pub apigw_public_key_file: Option<String>,
+    /// OpenTelemetry tracing, when switched on by the environment ([`otel::from_env`]).
+    pub otel: Option<otel::OtelConfig>,
 }
 
 /// Stands in for a secret in `Debug` output.
@@ -230,6 +240,7 @@ impl Config {
             .unwrap_or_else(|| app_code.clone());
         let api_url_tmpl = var("BK_API_URL_TMPL");
         let (database_url, database_source) = database_url(environment)?;
+        let otel = otel::from_env(&app_code)?;
         Ok(Self {
             callback_host: var("BK_PLUGIN_CALLBACK_HOST").or_else(|| {
                 api_url_tmpl
@@ -305,6 +316,7 @@ impl Config {
             process_type: var("BKPAAS_PROCESS_TYPE").unwrap_or_else(|| "web".into()),
             log_file_max_bytes: parsed("BK_PLUGIN_LOG_FILE_MAX_BYTES", 10 * 1024 * 1024u64)?,
             log_file_backups: parsed("BK_PLUGIN_LOG_FILE_BACKUPS", 5usize)?,
+            sub_path: sub_path::sub_path(environment.name())?,
             api_page: flag("BK_PLUGIN_SWAGGER", true)?,
             hostname: env::hostname(),
             capture_logs: flag("BK_PLUGIN_LOGS_API", environment == Environment::Dev)
@@ -314,6 +326,7 @@ impl Config {
                 .unwrap_or_else(|| "info".into()),
             apigw_public_key: var("APIGW_PUBLIC_KEY"),
             apigw_public_key_file: var("APIGW_PUBLIC_KEY_FILE"),
+            otel,
         })
     }
 

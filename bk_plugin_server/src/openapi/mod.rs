@@ -32,6 +32,8 @@ pub(crate) const OPENAPI_VERSION: &str = "3.1.0";
 pub(crate) struct Described<'a> {
     /// The app code (`BKPAAS_APP_ID`).
     pub app_code: &'a str,
+    /// The path prefix PaaS serves the app under (`""` or `/a/b`): the document's `servers`.
+    pub root: &'a str,
     /// The plugin's description.
     pub description: &'a str,
     /// Every version.
@@ -70,7 +72,7 @@ pub(crate) fn document(plugin: Described<'_>) -> Value {
             plugin.description
         }
     );
-    json!({
+    let mut doc = json!({
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": plugin.app_code,
@@ -98,7 +100,15 @@ pub(crate) fn document(plugin: Described<'_>) -> Value {
                 },
             },
         },
-    })
+    });
+    // Behind a path prefix the paths are relative to it (OpenAPI's default server is `/`).
+    if !plugin.root.is_empty() {
+        doc["servers"] = json!([{
+            "url": plugin.root,
+            "description": "the path prefix BK PaaS serves this app under",
+        }]);
+    }
+    doc
 }
 
 /// An object schema with these `properties`, of which `required` are required.
@@ -322,6 +332,7 @@ pub(crate) fn print(
 ) -> Result<(), serde_json::Error> {
     let doc = document(Described {
         app_code: &config.app_code,
+        root: &config.sub_path,
         description: &meta.description,
         registry,
         apis,

@@ -178,6 +178,10 @@ pub(crate) mod schedule {
         pub updated_at: i64,
         /// When the invocation reached SUCCESS or FAIL.
         pub finished_at: Option<i64>,
+        /// The W3C trace context of the invoke (`traceparent`, then `tracestate` on a second
+        /// line), so that re-runs and the finish callback continue its trace; null when
+        /// tracing was off.
+        pub trace_context: Option<String>,
         /// Where the finish callback goes (scheme, host and port; empty when the URL is
         /// unusable), set with `notify_state = PENDING`.
         pub notify_receiver: Option<String>,

@@ -25,6 +25,8 @@ pub(crate) struct Notification {
     pub(crate) finished_at: Option<i64>,
     /// Where it goes (scheme, host and port), when recorded.
     pub(crate) receiver: Option<String>,
+    /// The invoke's W3C trace context, so the delivery continues its trace.
+    pub(crate) trace_context: Option<String>,
 }
 
 impl Store {
@@ -46,6 +48,7 @@ impl Store {
                 schedule::Column::FinishedAt,
                 schedule::Column::NotifyReceiver,
                 schedule::Column::NotifyAt,
+                schedule::Column::TraceContext,
             ])
             .filter(schedule::Column::NotifyState.eq(NotifyState::Pending))
             .filter(schedule::Column::NotifyAt.lte(now));
@@ -56,7 +59,15 @@ impl Store {
                     .add(schedule::Column::NotifyReceiver.is_not_in(busy.to_vec())),
             );
         }
-        type Row = (String, JsonText, i32, Option<i64>, Option<String>, i64);
+        type Row = (
+            String,
+            JsonText,
+            i32,
+            Option<i64>,
+            Option<String>,
+            i64,
+            Option<String>,
+        );
         let rows: Vec<Row> = select
             .order_by_asc(schedule::Column::NotifyAt)
             .limit(limit)
@@ -66,13 +77,14 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(
-                |(trace_id, context, attempts, finished_at, receiver, notify_at)| {
+                |(trace_id, context, attempts, finished_at, receiver, notify_at, trace_context)| {
                     let notification = Notification {
                         trace_id,
                         context,
                         attempts,
                         finished_at,
                         receiver,
+                        trace_context,
                     };
                     (notification, notify_at)
                 },

@@ -46,6 +46,7 @@ fn finished(i: usize) -> schedule::ActiveModel {
         created_at: Set(now),
         updated_at: Set(now),
         finished_at: Set(Some(now)),
+        trace_context: Set(None),
         notify_receiver: Set(None),
     }
 }
@@ -130,6 +131,7 @@ async fn the_claim_the_next_due_time_and_the_queue_depth_use_an_index(db: &TestD
                 context: empty(),
                 storage: empty(),
                 outputs: empty(),
+                trace_context: None,
             })
             .await
             .unwrap_or_else(|e| panic!("{e}"));

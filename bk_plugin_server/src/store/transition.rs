@@ -27,6 +27,8 @@ pub(crate) struct NewWaiting {
     pub(crate) storage: JsonText,
     /// Outputs after the first run.
     pub(crate) outputs: JsonText,
+    /// The invoke's trace context (`otel::propagation`), when tracing is on.
+    pub(crate) trace_context: Option<String>,
 }
 
 /// What a waiting invocation waits for (times in ms since the epoch, by [`now_ms`]).
@@ -172,6 +174,14 @@ impl Transition {
         self.invoke_count
     }
 
+    /// The `err` of a FAIL.
+    pub(crate) fn error(&self) -> Option<&str> {
+        match &self.to {
+            To::Fail { err, .. } => Some(err),
+            _ => None,
+        }
+    }
+
     /// The callback the step consumed.
     pub(crate) fn consumed_callback(&self) -> Option<&str> {
         self.consumed_callback.as_deref()
@@ -197,6 +207,13 @@ pub(crate) struct FinishedStep {
     pub(super) transition: Transition,
 }
 
+impl FinishedStep {
+    /// The invocation's trace id.
+    pub(crate) fn trace_id(&self) -> &str {
+        &self.trace_id
+    }
+}
+
 /// A new waiting row, parked by `parker` (see [`super::PARKED`]).
 pub(super) fn waiting_model(row: NewWaiting, parker: &str, now: i64) -> schedule::ActiveModel {
     schedule::ActiveModel {
@@ -219,6 +236,7 @@ pub(super) fn waiting_model(row: NewWaiting, parker: &str, now: i64) -> schedule
         created_at: Set(now),
         updated_at: Set(now),
         finished_at: Set(None),
+        trace_context: Set(row.trace_context),
         notify_receiver: Set(None),
     }
 }

@@ -49,6 +49,7 @@ fn waiting(i: usize, state: State, run_at: i64) -> NewWaiting {
         context: text("{}"),
         storage: text("{}"),
         outputs: text("{}"),
+        trace_context: None,
     }
 }
 

@@ -117,6 +117,7 @@ async fn step_loop(
         // back (even by this same process) can never record over the newer run.
         claims += 1;
         let token = format!("{owner}:{claims}");
+        let claim_started = std::time::SystemTime::now();
         let claimed = state
             .store()
             .claim_due_of(&token, state.config().lease, free as u64, Some(&known))
@@ -134,6 +135,19 @@ async fn step_loop(
             }
         };
         let full_batch = rows.len() == free;
+        if crate::otel::enabled() {
+            let claim_ended = std::time::SystemTime::now();
+            for row in &rows {
+                let stored = row.trace_context.as_deref();
+                crate::otel::record_claim(
+                    stored,
+                    &row.trace_id,
+                    claim_started,
+                    claim_ended,
+                    rows.len(),
+                );
+            }
+        }
         for row in rows {
             let held = memory.hold(stored_bytes(&row)).await;
             let Ok(permit) = slots.clone().acquire_owned().await else {

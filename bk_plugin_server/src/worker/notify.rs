@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tracing::Instrument;
 
 use super::Memory;
 use crate::app::AppState;
@@ -241,7 +242,13 @@ async fn deliver(
         return;
     };
     let receiver = receiver_of(&url);
-    let result = post(client, url, &data).await;
+    let span = crate::otel::finish_callback_span(
+        row.trace_context.as_deref(),
+        &row.trace_id,
+        attempts,
+        &receiver,
+    );
+    let result = post(client, url, &data).instrument(span.clone()).await;
     let (outcome, retry_at) = match &result {
         Ok(()) => (NotifyState::Delivered, None),
         Err(_) => match next_attempt(state, row.finished_at, attempts, now_ms()) {
@@ -249,6 +256,17 @@ async fn deliver(
             None => (NotifyState::GaveUp, None),
         },
     };
+    span.record(
+        "bk_plugin.finish_callback.outcome",
+        match outcome {
+            NotifyState::Delivered => "delivered",
+            NotifyState::GaveUp => "gave_up",
+            _ => "failed",
+        },
+    );
+    if let Err(e) = &result {
+        crate::otel::record_error(&span, e);
+    }
     match &result {
         Ok(()) => {
             count("delivered");
@@ -275,10 +293,7 @@ async fn deliver(
 /// POSTs `data`; a non-2xx answer (3xx included: redirects are not followed) or a JSON answer
 /// with `"result": false` is a failure. Errors never contain the URL.
 async fn post(client: &reqwest::Client, url: reqwest::Url, data: &Value) -> Result<(), String> {
-    let mut response = client
-        .post(url)
-        .json(data)
-        .send()
+    let mut response = crate::http_client::send(client.post(url).json(data))
         .await
         .map_err(|e| crate::apigw::manager::error_chain(&e.without_url()))?;
     let status = response.status();

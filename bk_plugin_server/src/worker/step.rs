@@ -8,17 +8,43 @@ use bk_plugin_core::executor::{FailureKind, Next, StepInput, StepOutcome};
 
 use crate::app::AppState;
 use crate::metrics::StepTimer;
+use crate::otel::{self, RunKind};
 use crate::store::entity::schedule;
 use crate::store::{StoreError, StoredState, Transition, finish_callback_receiver, now_ms};
+use tracing::Instrument;
 
 use super::lease_keeper::LeaseKeeper;
 
-/// Runs the step of a row this worker leased, then moves the row on (guarded by the lease).
+/// Runs the step of a row this worker leased, then moves the row on (guarded by the lease),
+/// inside the step's span, which continues the trace stored with the invocation.
 pub(crate) async fn run_claimed(
     state: &Arc<AppState>,
     keeper: &LeaseKeeper,
     owner: &str,
     row: schedule::Model,
+) {
+    let run = match row.state {
+        StoredState::Callback => RunKind::Callback,
+        _ => RunKind::Poll,
+    };
+    let span = otel::step_span(
+        &row.plugin_version,
+        run,
+        i64::from(row.invoke_count) + 1,
+        &row.trace_id,
+    );
+    otel::propagation::continue_stored(&span, row.trace_context.as_deref());
+    run_claimed_in(state, keeper, owner, row, &span)
+        .instrument(span.clone())
+        .await;
+}
+
+async fn run_claimed_in(
+    state: &Arc<AppState>,
+    keeper: &LeaseKeeper,
+    owner: &str,
+    row: schedule::Model,
+    span: &tracing::Span,
 ) {
     let trace_id = row.trace_id.clone();
     let left = row.state;
@@ -58,6 +84,7 @@ pub(crate) async fn run_claimed(
             return;
         }
     };
+    otel::record_step_end(span, transition.state().name(), transition.error());
     record(state, owner, &row, left, transition).await;
 }
 

@@ -22,7 +22,7 @@ pub(super) struct Migration;
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {
-        "m20261205_000100_hot_queue_updates"
+        "m20261205_000300_hot_queue_updates"
     }
 }
 
