@@ -181,6 +181,37 @@ impl TestDb {
         self.backend
     }
 
+    /// The first column of the first row `sql` returns, as an integer (-1 when there is none).
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let conn = Database::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let value = conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                conn.get_database_backend(),
+                sql,
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .and_then(|row| row.try_get_by_index::<i64>(0).ok())
+            .unwrap_or(-1);
+        let _ = conn.close().await;
+        value
+    }
+
+    /// Runs each statement of `sql` in order, on one connection.
+    pub async fn execute(&self, sql: &[&str]) {
+        let conn = Database::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        for statement in sql {
+            conn.execute_unprepared(statement)
+                .await
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+        let _ = conn.close().await;
+    }
+
     /// Drops the database (PostgreSQL / MySQL); call at the end of a test.
     pub async fn drop_database(self) {
         if let Some(server) = &self.server_url

@@ -28,10 +28,15 @@ pub(crate) struct Invocations {
     max_state_bytes: usize,
     /// `BK_PLUGIN_INVOKE_DB_TIMEOUT_SECONDS`.
     invoke_db_timeout: Duration,
-    /// Group-commits new waiting invocations.
+    /// Group-commits new waiting invocations, parked.
     parking: Batcher<NewWaiting, ()>,
+    /// Group-commits handing parked invocations to the workers, once their invoke has
+    /// answered POLL or CALLBACK.
+    unparking: Batcher<String, ()>,
     /// Group-commits finished steps.
     recorder: Batcher<FinishedStep, bool>,
+    /// This process's parking token.
+    parker: String,
 }
 
 /// What became of a first run's outcome.
@@ -53,8 +58,13 @@ impl Invocations {
             sea_orm::DatabaseBackend::Sqlite => 1,
             _ => 4,
         };
+        // This process's parking token: the `lease_owner` of the invocations it has stored
+        // but not yet answered for (see `store::PARKED`).
+        let parker = format!("parked:{}", uuid::Uuid::new_v4().simple());
         let parking = {
             let (store, undo) = (store.clone(), store.clone());
+            let (parker, undo_parker) = (parker.clone(), parker.clone());
+            let statement_limit = config.invoke_db_timeout;
             // A write that hangs (a black-holed connection) is given up after this long, so
             // that the writer serves the items queued behind it.
             let write_limit = config.invoke_db_timeout * 2 + Duration::from_secs(10);
@@ -62,12 +72,11 @@ impl Invocations {
                 writers,
                 256,
                 move |rows: Vec<NewWaiting>| {
-                    let store = store.clone();
+                    let (store, parker) = (store.clone(), parker.clone());
                     async move {
                         let count = rows.len();
-                        match tokio::time::timeout(write_limit, store.insert_waiting_many(rows))
-                            .await
-                        {
+                        let write = store.insert_waiting_many(rows, &parker, Some(statement_limit));
+                        match tokio::time::timeout(write_limit, write).await {
                             Ok(written) => written.map(|()| vec![(); count]).map_err(Into::into),
                             Err(_) => Err(BatchError::transient(format!(
                                 "the database did not answer within {} s",
@@ -78,9 +87,21 @@ impl Invocations {
                 },
                 move |rows: Vec<NewWaiting>| {
                     let ids = rows.into_iter().map(|row| row.trace_id).collect();
-                    undo_unanswered(undo.clone(), ids);
+                    undo_unanswered(undo.clone(), undo_parker.clone(), ids);
                 },
             )
+        };
+        let unparking = {
+            let (store, parker) = (store.clone(), parker.clone());
+            Batcher::spawn(writers, 256, move |ids: Vec<String>| {
+                let (store, parker) = (store.clone(), parker.clone());
+                async move {
+                    store
+                        .unpark(&ids, &parker)
+                        .await
+                        .map(|_| vec![(); ids.len()])
+                }
+            })
         };
         {
             // Leases and due times follow the database's clock (see `store::now_ms`).
@@ -109,6 +130,8 @@ impl Invocations {
             max_state_bytes: config.max_state_bytes,
             invoke_db_timeout: config.invoke_db_timeout,
             parking,
+            unparking,
+            parker,
             recorder,
         }
     }
@@ -164,8 +187,10 @@ impl Invocations {
     }
 
     /// Stores a new invocation whose first run asked to wait (group-committed with the others
-    /// arriving now), and wakes the local worker. The trace context current when this is
-    /// called (the invoke's request span) is stored with it.
+    /// arriving now), parked: no worker takes it until it is unparked, which happens once this
+    /// returns `Stored` (the invoke answers POLL or CALLBACK), and then wakes the local worker.
+    /// Any other outcome leaves it parked for the undo to delete. The trace context current
+    /// when this is called (the invoke's request span) is stored with it.
     pub(crate) async fn park(
         &self,
         version: &str,
@@ -198,14 +223,18 @@ impl Invocations {
         let submitted = self.parking.submit(row).instrument(span.clone());
         match tokio::time::timeout(limit, submitted).await {
             Ok(Ok(())) => {
-                self.wake();
+                self.unpark(trace_id.to_string());
                 Ok(Parked::Stored)
             }
             Ok(Err(e)) => {
                 crate::otel::record_error(&span, &e.to_string());
                 // The write failed, but a lost connection may have committed it: make sure
                 // an invocation answered FAIL is not stored.
-                undo_unanswered(self.store.clone(), vec![trace_id.to_string()]);
+                undo_unanswered(
+                    self.store.clone(),
+                    self.parker.clone(),
+                    vec![trace_id.to_string()],
+                );
                 Err(e)
             }
             Err(_) => Err(BatchError::transient(format!(
@@ -213,6 +242,31 @@ impl Invocations {
                 limit.as_secs()
             ))),
         }
+    }
+}
+
+impl Invocations {
+    /// Hands a parked invocation whose invoke answered POLL or CALLBACK to the workers
+    /// (group-committed), retrying while the database fails, then wakes the local worker.
+    fn unpark(&self, trace_id: String) {
+        let unparking = self.unparking.clone();
+        let wake = self.wake.clone();
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(50);
+            loop {
+                match unparking.submit(trace_id.clone()).await {
+                    Ok(()) => {
+                        wake.notify_one();
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(trace_id = %trace_id, error = %e, "cannot yet hand a stored invocation to the workers; retrying");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -230,15 +284,16 @@ pub(crate) fn wait_times(next: &Next, callback_timeout: Duration, now: i64) -> O
     }
 }
 
-/// Deletes waiting invocations whose invoke was answered FAIL (or whose caller left) although
+/// Deletes parked invocations whose invoke was answered FAIL (or whose caller left) although
 /// their row may have been written, retrying while the database is unreachable (for up to an
-/// hour).
-fn undo_unanswered(store: Store, trace_ids: Vec<String>) {
+/// hour). A row committed after this has looked stays parked, never run, until the daily
+/// cleanup deletes it.
+fn undo_unanswered(store: Store, parker: String, trace_ids: Vec<String>) {
     tokio::spawn(async move {
         let mut wait = Duration::from_millis(200);
         let give_up = std::time::Instant::now() + Duration::from_secs(3600);
         loop {
-            match store.delete_waiting(&trace_ids).await {
+            match store.delete_parked(&trace_ids, &parker).await {
                 Ok(deleted) => {
                     if deleted > 0 {
                         tracing::warn!(trace_ids = ?trace_ids, deleted, "deleted invocations stored after their invoke had answered FAIL or its caller had left");

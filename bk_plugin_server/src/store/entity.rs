@@ -182,6 +182,9 @@ pub(crate) mod schedule {
         /// line), so that re-runs and the finish callback continue its trace; null when
         /// tracing was off.
         pub trace_context: Option<String>,
+        /// Where the finish callback goes (scheme, host and port; empty when the URL is
+        /// unusable), set with `notify_state = PENDING`.
+        pub notify_receiver: Option<String>,
     }
 
     /// No relations are navigated through the ORM.

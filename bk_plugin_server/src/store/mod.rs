@@ -22,7 +22,10 @@ pub(crate) use entity::{JsonText, NotifyState, StoredState};
 pub(crate) use inbox::CallbackAcceptance;
 pub(crate) use inspect::{ScheduleFilter, ScheduleSummary};
 pub(crate) use logs::LogLine;
-pub(crate) use transition::{FinishedStep, NewWaiting, Transition, Wait, wants_finish_callback};
+pub(crate) use notifications::Notification;
+pub(crate) use transition::{
+    FinishedStep, NewWaiting, Transition, Wait, finish_callback_receiver, receiver_of,
+};
 
 use std::time::Duration;
 
@@ -109,6 +112,13 @@ impl From<StoreError> for batch::BatchError {
         }
     }
 }
+
+/// The `lease_until` of a parked invocation: one an invoke has stored but not yet answered
+/// POLL or CALLBACK for. Its `lease_owner` is the parking process's token (`parked:<random>`);
+/// no claim takes it (its lease never runs out), only that invoke may hand it to the workers
+/// (`Store::unpark`) or delete it (`Store::delete_parked`), and the daily cleanup deletes one
+/// left parked for an hour.
+pub(crate) const PARKED: i64 = i64::MAX;
 
 /// The longest `err` the store keeps, in bytes: a longer one is cut at a character boundary
 /// and ends with `... [err truncated: N bytes in all]`.

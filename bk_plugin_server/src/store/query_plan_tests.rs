@@ -6,14 +6,17 @@ use bkp_blackbox_tests::{Backend, TestDb, on_every_backend};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, Statement};
 
 use super::entity::schedule;
-use super::queue::hot_queries;
+use super::queue::{claim_settings, claim_statement, hot_queries};
 use super::{JsonText, NewWaiting, NotifyState, Store, StoredState, Wait, now_ms};
 
 fn empty() -> JsonText {
     JsonText::of(&serde_json::json!({}))
 }
 
-on_every_backend!(the_claim_the_next_due_time_and_the_queue_depth_use_an_index,);
+on_every_backend!(
+    the_claim_the_next_due_time_and_the_queue_depth_use_an_index,
+    the_claim_reads_due_rows_in_order_without_sorting_a_backlog_the_statistics_do_not_know,
+);
 
 const FINISHED: usize = 20_000;
 
@@ -44,6 +47,7 @@ fn finished(i: usize) -> schedule::ActiveModel {
         updated_at: Set(now),
         finished_at: Set(Some(now)),
         trace_context: Set(None),
+        notify_receiver: Set(None),
     }
 }
 
@@ -63,7 +67,7 @@ async fn plan(store: &Store, backend: Backend, statement: &Statement) -> Vec<Str
             Backend::Sqlite => row.try_get::<String>("", "detail").unwrap_or_default(),
             Backend::Postgres => row.try_get::<String>("", "QUERY PLAN").unwrap_or_default(),
             Backend::Mysql => format!(
-                "table={} type={} key={}",
+                "table={} type={} key={} extra={}",
                 row.try_get::<Option<String>>("", "table")
                     .ok()
                     .flatten()
@@ -73,6 +77,10 @@ async fn plan(store: &Store, backend: Backend, statement: &Statement) -> Vec<Str
                     .flatten()
                     .unwrap_or_default(),
                 row.try_get::<Option<String>>("", "key")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                row.try_get::<Option<String>>("", "Extra")
                     .ok()
                     .flatten()
                     .unwrap_or_default(),
@@ -90,7 +98,7 @@ fn scans_the_table(backend: Backend, line: &str) -> bool {
             line.starts_with("table=bkp_schedule")
                 && (line.contains("type=ALL")
                     || line.contains("type=index ")
-                    || line.ends_with("key="))
+                    || line.contains("key= "))
         }
     }
 }
@@ -150,4 +158,100 @@ async fn the_claim_the_next_due_time_and_the_queue_depth_use_an_index(db: &TestD
             lines.join("\n")
         );
     }
+}
+
+/// Whether a plan line gathers rows to sort them.
+fn sorts(backend: Backend, line: &str) -> bool {
+    match backend {
+        Backend::Sqlite => line.contains("TEMP B-TREE"),
+        Backend::Postgres => line.trim_start().starts_with("Sort") || line.contains("-> Sort"),
+        Backend::Mysql => line.contains("filesort"),
+    }
+}
+
+const DUE: usize = 5_000;
+
+/// A backlog arrives after a quiet time: the statistics (taken with no row due) say nothing is
+/// due, and 5,000 rows are. The claim must still read the due index in order and stop after
+/// the rows it takes: a plan that gathers every due row to sort them costs as much as the
+/// backlog is long, on every claim.
+async fn the_claim_reads_due_rows_in_order_without_sorting_a_backlog_the_statistics_do_not_know(
+    db: &TestDb,
+) {
+    let store = Store::connect(&db.url, 4)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    store.migrate().await.unwrap_or_else(|e| panic!("{e}"));
+    for chunk in (0..FINISHED / 4).collect::<Vec<_>>().chunks(1000) {
+        schedule::Entity::insert_many(chunk.iter().map(|&i| finished(i)))
+            .exec_without_returning(store.connection())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let analyze = match db.backend() {
+        Backend::Sqlite => "ANALYZE",
+        Backend::Postgres => "ANALYZE bkp_schedule",
+        Backend::Mysql => "ANALYZE TABLE bkp_schedule",
+    };
+    store
+        .connection()
+        .execute_unprepared(analyze)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let due = |i: usize| {
+        let mut row = finished(FINISHED + i);
+        row.state = Set(StoredState::Poll);
+        row.run_at = Set(Some(now_ms() - 60_000 + i64::try_from(i).unwrap_or(0)));
+        row.finished_at = Set(None);
+        row
+    };
+    for chunk in (0..DUE).collect::<Vec<_>>().chunks(1000) {
+        schedule::Entity::insert_many(chunk.iter().map(|&i| due(i)))
+            .exec_without_returning(store.connection())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let statement = claim_statement(store.connection().get_database_backend());
+    let db_conn = store.connection();
+    let sql = statement.to_string();
+    let explain = match db.backend() {
+        Backend::Sqlite => format!("EXPLAIN QUERY PLAN {sql}"),
+        Backend::Postgres | Backend::Mysql => format!("EXPLAIN {sql}"),
+    };
+    // The claim's own session settings, as it runs them.
+    let txn = sea_orm::TransactionTrait::begin(db_conn)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(settings) = claim_settings(db_conn.get_database_backend()) {
+        txn.execute_unprepared(settings)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let rows = txn
+        .query_all_raw(Statement::from_string(
+            db_conn.get_database_backend(),
+            explain,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let _ = txn.rollback().await;
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|row| match db.backend() {
+            Backend::Sqlite => row.try_get::<String>("", "detail").unwrap_or_default(),
+            Backend::Postgres => row.try_get::<String>("", "QUERY PLAN").unwrap_or_default(),
+            Backend::Mysql => row
+                .try_get::<Option<String>>("", "Extra")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        })
+        .collect();
+    assert!(!lines.is_empty(), "no plan");
+    assert!(
+        !lines.iter().any(|l| sorts(db.backend(), l)),
+        "the claim sorts the due rows on {:?}:\n{sql}\n{}",
+        db.backend(),
+        lines.join("\n")
+    );
 }

@@ -5,61 +5,125 @@ use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, TransactionTrait,
+    ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
 };
 
 use super::entity::{NotifyState, StoredState, callback, schedule};
 use super::inbox::wake_if_called_back;
 use super::transition::{
-    FinishedStep, NewWaiting, Transition, Wait, transition_update, waiting_model,
-    wants_finish_callback, without_lease,
+    FinishedStep, NewWaiting, Transition, finish_callback_receiver, transition_update,
+    waiting_model, without_lease,
 };
-use super::{Store, StoreError, first_ids, now_ms, retry_transient};
+use super::{PARKED, Store, StoreError, first_ids, now_ms, retry_transient};
 use crate::time::duration_ms;
 
 impl Store {
-    /// Writes a waiting invocation.
+    /// Writes a waiting invocation as an invoke that answered POLL or CALLBACK leaves it:
+    /// stored, then unparked.
     #[cfg(test)]
     pub(crate) async fn insert_waiting(&self, row: NewWaiting) -> Result<(), StoreError> {
-        self.insert_waiting_many(vec![row]).await
+        self.insert_answered(vec![row]).await
     }
 
-    /// Writes many new waiting invocations in one statement.
+    /// [`Store::insert_waiting`] of many rows.
+    #[cfg(test)]
+    pub(crate) async fn insert_answered(&self, rows: Vec<NewWaiting>) -> Result<(), StoreError> {
+        let ids: Vec<String> = rows.iter().map(|row| row.trace_id.clone()).collect();
+        self.insert_waiting_many(rows, "parked:test", None).await?;
+        self.unpark(&ids, "parked:test").await?;
+        Ok(())
+    }
+
+    /// Writes many new waiting invocations in one statement, each parked by `parker`
+    /// (`lease_owner = parker`, `lease_until` = [`PARKED`]): no worker claims them until
+    /// [`Store::unpark`] — the invoke that stored them has answered POLL or CALLBACK. On
+    /// PostgreSQL the insert runs under `statement_timeout` and `lock_timeout` = `limit`, so a
+    /// write that outlives the invoke's wait is cancelled by the server rather than committed
+    /// late.
     pub(crate) async fn insert_waiting_many(
         &self,
         rows: Vec<NewWaiting>,
+        parker: &str,
+        limit: Option<Duration>,
     ) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
         let now = now_ms();
-        let callbacks: Vec<String> = rows
-            .iter()
-            .filter(|row| matches!(row.wait, Wait::Callback { .. }))
-            .map(|row| row.trace_id.clone())
-            .collect();
         let models: Vec<_> = rows
             .into_iter()
-            .map(|row| waiting_model(row, now))
+            .map(|row| waiting_model(row, parker, now))
             .collect();
-        retry_transient(|| {
-            schedule::Entity::insert_many(models.clone()).exec_without_returning(&self.db)
-        })
-        .await?;
-        if !callbacks.is_empty() {
-            // A callback that arrived during the first run is already in the inbox.
-            wake_if_called_back(&self.db, callbacks, now).await?;
+        match (self.db.get_database_backend(), limit) {
+            (DatabaseBackend::Postgres, Some(limit)) => {
+                let ms = duration_ms(limit).max(1);
+                retry_transient(|| async {
+                    let txn = self.db.begin().await?;
+                    txn.execute_unprepared(&format!(
+                        "SET LOCAL statement_timeout = {ms}; SET LOCAL lock_timeout = {ms}"
+                    ))
+                    .await?;
+                    schedule::Entity::insert_many(models.clone())
+                        .exec_without_returning(&txn)
+                        .await?;
+                    txn.commit().await
+                })
+                .await?;
+            }
+            _ => {
+                retry_transient(|| {
+                    schedule::Entity::insert_many(models.clone()).exec_without_returning(&self.db)
+                })
+                .await?;
+            }
         }
         Ok(())
     }
 
-    /// Deletes these invocations if they are still in their first wait (`invoke_count = 1`):
-    /// rows whose invoke was not answered with their waiting state. Returns how many went.
-    pub(crate) async fn delete_waiting(&self, trace_ids: &[String]) -> Result<u64, StoreError> {
+    /// Hands parked invocations to the workers: clears `parker`'s parking lease, and makes the
+    /// CALLBACK rows among them due now when a callback already waits for them (one that came
+    /// while they were parked). Returns how many were parked.
+    pub(crate) async fn unpark(
+        &self,
+        trace_ids: &[String],
+        parker: &str,
+    ) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let unparked = retry_transient(|| {
+            without_lease(schedule::Entity::update_many())
+                .filter(schedule::Column::TraceId.is_in(trace_ids.to_vec()))
+                .filter(schedule::Column::LeaseOwner.eq(parker))
+                .exec(&self.db)
+        })
+        .await?;
+        wake_if_called_back(&self.db, trace_ids.to_vec(), now).await?;
+        Ok(unparked.rows_affected)
+    }
+
+    /// Deletes these invocations if they are still parked by `parker`: rows whose invoke was
+    /// not answered with their waiting state. Returns how many went.
+    pub(crate) async fn delete_parked(
+        &self,
+        trace_ids: &[String],
+        parker: &str,
+    ) -> Result<u64, StoreError> {
         let deleted = schedule::Entity::delete_many()
             .filter(schedule::Column::TraceId.is_in(trace_ids.to_vec()))
-            .filter(schedule::Column::InvokeCount.eq(1))
+            .filter(schedule::Column::LeaseOwner.eq(parker))
+            .exec(&self.db)
+            .await?;
+        Ok(deleted.rows_affected)
+    }
+
+    /// Deletes invocations parked before `before` by any process: their invoke never learned
+    /// that they were stored (a write committed after the invoke had answered FAIL and its undo
+    /// had looked), or the process died between answering and unparking. Returns how many went.
+    pub(crate) async fn delete_parked_before(&self, before: i64) -> Result<u64, StoreError> {
+        let deleted = schedule::Entity::delete_many()
+            .filter(schedule::Column::LeaseUntil.eq(PARKED))
+            .filter(schedule::Column::State.is_in([StoredState::Poll, StoredState::Callback]))
+            .filter(schedule::Column::CreatedAt.lt(before))
             .exec(&self.db)
             .await?;
         Ok(deleted.rows_affected)
@@ -125,11 +189,31 @@ impl Store {
                 }
                 Ok(rows)
             }
-            backend => {
-                let mut picked = due().select_only().column(schedule::Column::TraceId);
-                if backend == DatabaseBackend::Postgres {
-                    picked = picked.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+            DatabaseBackend::Postgres => {
+                let picked = due()
+                    .select_only()
+                    .column(schedule::Column::TraceId)
+                    .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+                // The due rows must be read in `run_at` order from the index, never gathered
+                // and sorted: a sort reads every due row, so each claim would cost as much as
+                // the backlog is long. The planner picks the sort when its statistics say few
+                // rows are due — which is what they say when a burst arrives after a quiet
+                // time, or on a server whose autovacuum (hence auto-analyze) is off.
+                let txn = self.db.begin().await?;
+                if let Some(settings) = claim_settings(DatabaseBackend::Postgres) {
+                    txn.execute_unprepared(settings).await?;
                 }
+                let mut rows = lease_columns(schedule::Entity::update_many())
+                    .filter(schedule::Column::TraceId.in_subquery(picked.into_query()))
+                    .exec_with_returning(&txn)
+                    .await?;
+                txn.commit().await?;
+                rows.sort_by_key(|r| r.run_at);
+                Ok(rows)
+            }
+            _ => {
+                // SQLite runs one writer at a time: the statement is atomic without row locks.
+                let picked = due().select_only().column(schedule::Column::TraceId);
                 let mut rows = lease_columns(schedule::Entity::update_many())
                     .filter(schedule::Column::TraceId.in_subquery(picked.into_query()))
                     .exec_with_returning(&self.db)
@@ -154,45 +238,62 @@ impl Store {
     }
 
     /// Fails, with `err(version)` and a finish callback when the stored context has
-    /// `plugin_callback_info`, up to 100 waiting invocations of versions not in `known` that
-    /// have been due since before `due_before` and are not leased: nobody who knows their
-    /// version took them. Each is a compare-and-set on the row as read, so a worker that claims
-    /// it meanwhile wins. Returns the trace ids failed.
+    /// `plugin_callback_info`, up to `limit` waiting invocations of versions not in `known`
+    /// that have been due since before `due_before` and are not leased: nobody who knows their
+    /// version took them. Reads only the columns this needs (the context for the finish
+    /// callback, not inputs, storage or outputs). Each is a compare-and-set on the row as read,
+    /// so a worker that claims it meanwhile wins. Returns the trace ids failed.
     pub(crate) async fn fail_unknown_versions(
         &self,
         known: &[String],
         due_before: i64,
+        limit: u64,
         err: impl Fn(&str) -> String,
     ) -> Result<Vec<String>, StoreError> {
         let now = now_ms();
-        let rows = live()
+        let unleased = || {
+            sea_orm::Condition::any()
+                .add(schedule::Column::LeaseUntil.is_null())
+                .add(schedule::Column::LeaseUntil.lt(now))
+        };
+        let rows: Vec<(
+            String,
+            String,
+            StoredState,
+            Option<i64>,
+            i32,
+            super::JsonText,
+        )> = live()
+            .select_only()
+            .columns([
+                schedule::Column::TraceId,
+                schedule::Column::PluginVersion,
+                schedule::Column::State,
+                schedule::Column::RunAt,
+                schedule::Column::InvokeCount,
+                schedule::Column::Context,
+            ])
             .filter(schedule::Column::RunAt.lt(due_before))
             .filter(schedule::Column::PluginVersion.is_not_in(known.to_vec()))
-            .filter(
-                sea_orm::Condition::any()
-                    .add(schedule::Column::LeaseUntil.is_null())
-                    .add(schedule::Column::LeaseUntil.lt(now)),
-            )
-            .limit(100)
+            .filter(unleased())
+            .limit(limit)
+            .into_tuple()
             .all(&self.db)
             .await?;
         let mut failed = Vec::new();
-        for row in rows {
-            let notify = wants_finish_callback(&row.context);
-            let fail = Transition::fail(err(&row.plugin_version), row.invoke_count, None, notify);
+        for (trace_id, version, state, run_at, invoke_count, context) in rows {
+            let notify = finish_callback_receiver(&context);
+            drop(context);
+            let fail = Transition::fail(err(&version), invoke_count, None, notify);
             let done = transition_update(&fail, now)
-                .filter(schedule::Column::TraceId.eq(row.trace_id.as_str()))
-                .filter(schedule::Column::State.eq(row.state))
-                .filter(schedule::Column::RunAt.eq(row.run_at))
-                .filter(
-                    sea_orm::Condition::any()
-                        .add(schedule::Column::LeaseUntil.is_null())
-                        .add(schedule::Column::LeaseUntil.lt(now)),
-                )
+                .filter(schedule::Column::TraceId.eq(trace_id.as_str()))
+                .filter(schedule::Column::State.eq(state))
+                .filter(schedule::Column::RunAt.eq(run_at))
+                .filter(unleased())
                 .exec(&self.db)
                 .await?;
             if done.rows_affected == 1 {
-                failed.push(row.trace_id);
+                failed.push(trace_id);
             }
         }
         Ok(failed)
@@ -310,8 +411,19 @@ fn live() -> sea_orm::Select<schedule::Entity> {
 }
 
 /// The rows `claim_due` takes: due, unleased or with an expired lease, oldest due first.
+///
+/// The state test is written `+state IN (2, 3)` so that no index on `state` can serve it: the
+/// rows must come from the `run_at` index, in order, the scan stopping after the rows taken.
+/// Through `(state, run_at)` the two states' due rows would have to be gathered and sorted —
+/// every due row on every claim — and planners pick that when their statistics, taken before a
+/// burst, say that few rows are due.
 fn due_rows(now: i64, limit: u64) -> sea_orm::Select<schedule::Entity> {
-    live()
+    schedule::Entity::find()
+        .filter(Expr::cust(format!(
+            "+state IN ({}, {})",
+            StoredState::Poll.to_value(),
+            StoredState::Callback.to_value()
+        )))
         .filter(schedule::Column::RunAt.lte(now))
         .filter(
             sea_orm::Condition::any()
@@ -349,6 +461,27 @@ fn queue_depth_queries(now: i64) -> [sea_orm::Select<schedule::Entity>; 3] {
             .filter(schedule::Column::State.eq(StoredState::Callback))
             .filter(schedule::Column::RunAt.gt(now)),
     ]
+}
+
+/// The session settings the claim runs under on `backend`, inside its transaction: on
+/// PostgreSQL, no sort and no bitmap scan, so that the due rows are read from the `run_at`
+/// index in order and the scan stops after the rows it takes, whatever the statistics say.
+pub(crate) fn claim_settings(backend: DatabaseBackend) -> Option<&'static str> {
+    (backend == DatabaseBackend::Postgres)
+        .then_some("SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off")
+}
+
+/// The claim's selection of due rows as `backend` runs it (with its row lock), for plan tests.
+#[cfg(test)]
+pub(crate) fn claim_statement(backend: DatabaseBackend) -> sea_orm::Statement {
+    let versions = ["1.0.0".to_string(), "1.1.0".to_string()];
+    let due = of_versions(due_rows(now_ms(), 8), Some(&versions));
+    match backend {
+        DatabaseBackend::Sqlite => due.build(backend),
+        _ => due
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .build(backend),
+    }
 }
 
 /// The statements the worker and `/metrics` run against the whole table, by name, as this

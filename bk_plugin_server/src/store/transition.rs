@@ -84,8 +84,8 @@ pub(crate) struct Transition {
 #[derive(Debug, Clone)]
 enum To {
     Wait(Wait),
-    Success { notify: bool },
-    Fail { err: String, notify: bool },
+    Success { notify: Option<String> },
+    Fail { err: String, notify: Option<String> },
 }
 
 impl Transition {
@@ -105,12 +105,12 @@ impl Transition {
     }
 
     /// SUCCESS after `invoke_count` runs, with these outputs; `notify`: deliver the finish
-    /// callback.
+    /// callback to this receiver ([`finish_callback_receiver`]).
     pub(crate) fn succeed(
         invoke_count: i32,
         storage: JsonText,
         outputs: JsonText,
-        notify: bool,
+        notify: Option<String>,
     ) -> Self {
         Self {
             to: To::Success { notify },
@@ -121,12 +121,13 @@ impl Transition {
     }
 
     /// FAIL with `err` after `invoke_count` runs, keeping what is stored unless `written`
-    /// gives the run's storage and outputs; `notify`: deliver the finish callback.
+    /// gives the run's storage and outputs; `notify`: deliver the finish callback to this
+    /// receiver ([`finish_callback_receiver`]).
     pub(crate) fn fail(
         err: String,
         invoke_count: i32,
         written: Option<(JsonText, JsonText)>,
-        notify: bool,
+        notify: Option<String>,
     ) -> Self {
         Self {
             to: To::Fail { err, notify },
@@ -213,7 +214,8 @@ impl FinishedStep {
     }
 }
 
-pub(super) fn waiting_model(row: NewWaiting, now: i64) -> schedule::ActiveModel {
+/// A new waiting row, parked by `parker` (see [`super::PARKED`]).
+pub(super) fn waiting_model(row: NewWaiting, parker: &str, now: i64) -> schedule::ActiveModel {
     schedule::ActiveModel {
         trace_id: Set(row.trace_id),
         plugin_version: Set(row.version),
@@ -225,8 +227,8 @@ pub(super) fn waiting_model(row: NewWaiting, now: i64) -> schedule::ActiveModel 
         outputs: Set(row.outputs),
         error: Set(None),
         run_at: Set(Some(row.wait.run_at())),
-        lease_owner: Set(None),
-        lease_until: Set(None),
+        lease_owner: Set(Some(parker.to_string())),
+        lease_until: Set(Some(super::PARKED)),
         callback_deadline: Set(row.wait.callback_deadline()),
         notify_state: Set(NotifyState::None),
         notify_attempts: Set(0),
@@ -235,15 +237,33 @@ pub(super) fn waiting_model(row: NewWaiting, now: i64) -> schedule::ActiveModel 
         updated_at: Set(now),
         finished_at: Set(None),
         trace_context: Set(row.trace_context),
+        notify_receiver: Set(None),
     }
 }
 
-/// Whether a stored context asks for a finish callback (`plugin_callback_info` is an object).
-pub(crate) fn wants_finish_callback(context: &JsonText) -> bool {
-    context.value().is_ok_and(|c| {
-        c.get("plugin_callback_info")
-            .is_some_and(serde_json::Value::is_object)
-    })
+/// Where a stored context asks its finish callback to go: `Some` when `plugin_callback_info` is
+/// an object, holding the receiver of its `url` ([`receiver_of`]), or an empty string when the
+/// `url` is missing or unusable (the notifier then gives up at once).
+pub(crate) fn finish_callback_receiver(context: &JsonText) -> Option<String> {
+    let context = context.value().ok()?;
+    let info = context.get("plugin_callback_info")?.as_object()?;
+    let url = info
+        .get("url")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|url| reqwest::Url::parse(url).ok());
+    Some(url.as_ref().map(receiver_of).unwrap_or_default())
+}
+
+/// The receiver of a finish-callback URL as the notifier counts its deliveries and as logs may
+/// name it: scheme, host and port, never path or query (which may carry the caller's token).
+pub(crate) fn receiver_of(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or("?");
+    let receiver = match url.port_or_known_default() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    };
+    // The column holds 255 characters; a longer host name shares its slot count with others.
+    receiver.chars().take(255).collect()
 }
 
 /// The columns a transition sets, lease cleared; the caller adds the guard.
@@ -252,9 +272,14 @@ pub(super) fn transition_update(
     now: i64,
 ) -> sea_orm::UpdateMany<schedule::Entity> {
     let (run_at, callback_deadline, err, notify) = match &transition.to {
-        To::Wait(wait) => (Some(wait.run_at()), wait.callback_deadline(), None, false),
-        To::Success { notify } => (None, None, None, *notify),
-        To::Fail { err, notify } => (None, None, Some(super::cap_err(err.clone())), *notify),
+        To::Wait(wait) => (Some(wait.run_at()), wait.callback_deadline(), None, None),
+        To::Success { notify } => (None, None, None, notify.clone()),
+        To::Fail { err, notify } => (
+            None,
+            None,
+            Some(super::cap_err(err.clone())),
+            notify.clone(),
+        ),
     };
     let mut update = without_lease(schedule::Entity::update_many())
         .col_expr(
@@ -280,13 +305,14 @@ pub(super) fn transition_update(
     if transition.stored_state().is_terminal() {
         update = update.col_expr(schedule::Column::FinishedAt, Expr::value(now));
     }
-    if notify {
+    if let Some(receiver) = notify {
         update = update
             .col_expr(
                 schedule::Column::NotifyState,
                 Expr::value(NotifyState::Pending),
             )
-            .col_expr(schedule::Column::NotifyAt, Expr::value(now));
+            .col_expr(schedule::Column::NotifyAt, Expr::value(now))
+            .col_expr(schedule::Column::NotifyReceiver, Expr::value(receiver));
     }
     update
 }

@@ -61,8 +61,8 @@ fn to(state: State, deadline: Option<i64>) -> Transition {
         (State::Callback, Some(deadline)) => {
             Transition::wait(Wait::Callback { deadline }, 2, storage, outputs)
         }
-        (State::Success, _) => Transition::succeed(2, storage, outputs, false),
-        _ => Transition::fail(String::new(), 2, Some((storage, outputs)), false),
+        (State::Success, _) => Transition::succeed(2, storage, outputs, None),
+        _ => Transition::fail(String::new(), 2, Some((storage, outputs)), None),
     }
 }
 
@@ -128,7 +128,7 @@ async fn two_claimers_never_get_the_same_row(db: &TestDb) {
         .map(|i| waiting(i, State::Poll, now_ms() - 1))
         .collect();
     store
-        .insert_waiting_many(rows)
+        .insert_answered(rows)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let (a, b) = tokio::join!(
@@ -204,7 +204,7 @@ async fn a_duplicate_callback_is_recognised_and_a_finished_invocation_takes_none
     );
     let row = waiting(404, State::Callback, now_ms() + 3_600_000);
     store
-        .insert_waiting_many(vec![row])
+        .insert_answered(vec![row])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let due = stored(&store, 404).await.and_then(|r| r.run_at);
@@ -252,7 +252,7 @@ async fn cleanup_deletes_old_finished_rows_but_keeps_pending_notifications(db: &
     store.claim_due("w", LEASE, 10).await.unwrap_or_default();
     for i in 10..14 {
         let (storage, outputs) = (text("{}"), text("{}"));
-        let finished = Transition::succeed(2, storage, outputs, i == 13);
+        let finished = Transition::succeed(2, storage, outputs, (i == 13).then(String::new));
         let recorded = store
             .finish_step(&trace(i), "w", StoredState::Poll, finished)
             .await;

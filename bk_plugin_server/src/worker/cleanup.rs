@@ -1,5 +1,6 @@
 //! The daily cleanup: deletes finished invocations older than `SCHEDULE_PERSISTENT_DAYS`, in
-//! batches, so that no single statement holds the table for long.
+//! batches, so that no single statement holds the table for long, and invocations left parked
+//! for an hour (stored, but never known to have been answered POLL or CALLBACK).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,8 @@ use crate::store::now_ms;
 const FIRST_RUN_AFTER: Duration = Duration::from_secs(60);
 const EVERY: Duration = Duration::from_secs(24 * 3600);
 const BATCH: u64 = 1000;
+/// How long an invocation may stay parked before the cleanup deletes it.
+const PARKED_FOR: Duration = Duration::from_secs(3600);
 
 pub(super) async fn cleanup_loop(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
     let mut wait = FIRST_RUN_AFTER;
@@ -37,6 +40,15 @@ pub(super) async fn cleanup_loop(state: Arc<AppState>, mut stopped: watch::Recei
                     break;
                 }
             }
+        }
+        let parked_before = now_ms() - crate::time::duration_ms(PARKED_FOR);
+        match state.store().delete_parked_before(parked_before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                deleted = n,
+                "deleted invocations left parked for an hour: stored after their invoke had answered FAIL, or by a process that died before handing them to the workers"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cleanup of parked invocations failed"),
         }
         if let Err(e) = state.store().delete_orphan_callbacks_before(before).await {
             tracing::warn!(error = %e, "cleanup of orphan callbacks failed");

@@ -53,11 +53,24 @@ pub(crate) fn start(state: Arc<AppState>) -> WorkerHandle {
     let (stop, stopped) = watch::channel(false);
     let owner = owner_name(&state.config().hostname);
     tracing::info!(owner = %owner, "worker started");
+    // One budget for the stored text every loop of this worker holds.
+    let memory = Memory::new(state.config());
     let tasks = vec![
-        tokio::spawn(step_loop(state.clone(), owner.clone(), stopped.clone())),
-        tokio::spawn(notify::notify_loop(state.clone(), owner, stopped.clone())),
+        tokio::spawn(step_loop(
+            state.clone(),
+            owner.clone(),
+            memory.clone(),
+            stopped.clone(),
+        )),
+        tokio::spawn(notify::notify_loop(
+            state.clone(),
+            owner,
+            memory.clone(),
+            stopped.clone(),
+        )),
         tokio::spawn(versions::unknown_versions_loop(
             state.clone(),
+            memory,
             stopped.clone(),
         )),
         tokio::spawn(cleanup::cleanup_loop(state, stopped)),
@@ -65,7 +78,12 @@ pub(crate) fn start(state: Arc<AppState>) -> WorkerHandle {
     WorkerHandle { stop, tasks }
 }
 
-async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Receiver<bool>) {
+async fn step_loop(
+    state: Arc<AppState>,
+    owner: String,
+    memory: Memory,
+    mut stopped: watch::Receiver<bool>,
+) {
     let concurrency = state.config().worker_concurrency;
     let keeper =
         lease_keeper::LeaseKeeper::start(state.config().database_url.clone(), state.config().lease);
@@ -75,7 +93,6 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
     // Only the versions this binary has: during a rolling deploy, rows of other versions are
     // left for workers that have them (see versions.rs for the grace period).
     let known = known_versions(&state);
-    let memory = Memory::new(state.config());
     while !*stopped.borrow() {
         // Claim no more rows than fit in the memory budget even if each were as large as
         // the limits allow; once claimed, each row holds only its actual size.
@@ -132,7 +149,7 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
             }
         }
         for row in rows {
-            let held = memory.hold(&row).await;
+            let held = memory.hold(stored_bytes(&row)).await;
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
@@ -176,7 +193,8 @@ async fn step_loop(state: Arc<AppState>, owner: String, mut stopped: watch::Rece
     }
 }
 
-/// The bytes of stored invocations one worker holds at once: at most
+/// The bytes of stored invocations one worker holds at once — the rows its steps run, the
+/// contexts its notifier delivers, the rows its unknown-version sweeper fails: at most
 /// `BK_PLUGIN_WORKER_MEMORY_MB`, counted in KiB of stored text (inputs, context, storage,
 /// outputs, err).
 #[derive(Debug, Clone)]
@@ -213,21 +231,60 @@ impl Memory {
         }
     }
 
-    /// Holds `row`'s actual size until dropped (all of the budget for a row larger than it).
-    async fn hold(
-        &self,
-        row: &crate::store::entity::schedule::Model,
-    ) -> Option<OwnedSemaphorePermit> {
-        let bytes = row.inputs.len()
-            + row.context.len()
-            + row.storage.len()
-            + row.outputs.len()
-            + row.error.as_ref().map_or(0, String::len);
-        let kib = u32::try_from(bytes / 1024 + 1)
-            .unwrap_or(u32::MAX)
-            .min(self.total_kib);
-        self.budget.clone().acquire_many_owned(kib).await.ok()
+    /// How many of `rows` rows of at most `bytes` each fit in the budget now, at least one,
+    /// with their room reserved until the permit is dropped; `None` when not even one fits.
+    fn reserve(&self, rows: usize, bytes: usize) -> Option<(usize, OwnedSemaphorePermit)> {
+        let kib = self.kib_of(bytes);
+        let fit = (self.budget.available_permits() / kib as usize).min(rows);
+        let total = u32::try_from(fit).ok()?.checked_mul(kib)?;
+        if fit == 0 {
+            return None;
+        }
+        let permit = self.budget.clone().try_acquire_many_owned(total).ok()?;
+        Some((fit, permit))
     }
+
+    /// Waits until a row of `bytes` would fit.
+    async fn wait_for(&self, bytes: usize) {
+        if let Ok(permits) = self.budget.acquire_many(self.kib_of(bytes)).await {
+            drop(permits);
+        }
+    }
+
+    /// Moves `bytes` of stored text out of `reserved` (made by [`Memory::reserve`] for rows at
+    /// least this large) into a permit of its own.
+    fn take(
+        &self,
+        reserved: &mut OwnedSemaphorePermit,
+        bytes: usize,
+    ) -> Option<OwnedSemaphorePermit> {
+        reserved.split(self.kib_of(bytes) as usize)
+    }
+
+    /// Holds `bytes` of stored text until dropped (all of the budget for more than it).
+    async fn hold(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        self.budget
+            .clone()
+            .acquire_many_owned(self.kib_of(bytes))
+            .await
+            .ok()
+    }
+
+    /// `bytes` in whole KiB, at least one, at most the whole budget.
+    fn kib_of(&self, bytes: usize) -> u32 {
+        u32::try_from(bytes / 1024 + 1)
+            .unwrap_or(u32::MAX)
+            .min(self.total_kib)
+    }
+}
+
+/// The stored text a claimed row holds.
+fn stored_bytes(row: &crate::store::entity::schedule::Model) -> usize {
+    row.inputs.len()
+        + row.context.len()
+        + row.storage.len()
+        + row.outputs.len()
+        + row.error.as_ref().map_or(0, String::len)
 }
 
 /// The plugin versions this binary has.

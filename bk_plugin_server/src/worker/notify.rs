@@ -19,9 +19,9 @@ use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::Instrument;
 
+use super::Memory;
 use crate::app::AppState;
-use crate::store::entity::schedule;
-use crate::store::{NotifyState, now_ms};
+use crate::store::{Notification, NotifyState, now_ms, receiver_of};
 
 const IDLE: Duration = Duration::from_secs(1);
 /// The longest one attempt may take, connection and answer included.
@@ -37,8 +37,6 @@ const MAX_BACKOFF_SECONDS: i64 = 120;
 /// A claimed row is skipped by other notifiers this long; a delivery holds it at most
 /// [`TIMEOUT`], since it never waits for a receiver's slot.
 const LEASE: Duration = Duration::from_secs(60);
-/// When a receiver already has [`PER_HOST`] deliveries in flight, the row is due again after this.
-const HOST_BUSY_RETRY_MS: i64 = 500;
 
 type Hosts = Arc<Mutex<HashMap<String, Arc<Semaphore>>>>;
 
@@ -54,6 +52,7 @@ pub(super) fn client(tls_verify: bool) -> reqwest::Result<reqwest::Client> {
 pub(super) async fn notify_loop(
     state: Arc<AppState>,
     owner: String,
+    memory: Memory,
     mut stopped: watch::Receiver<bool>,
 ) {
     let client = match client(state.config().tls_verify) {
@@ -65,6 +64,8 @@ pub(super) async fn notify_loop(
     };
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let hosts: Hosts = Arc::default();
+    // A stored context is at most a request body.
+    let context_bytes = state.config().max_body_bytes;
     while !*stopped.borrow() {
         let free = slots.available_permits();
         if free == 0 {
@@ -74,27 +75,38 @@ pub(super) async fn notify_loop(
             }
             continue;
         }
-        match state
-            .store()
-            .claim_notifications(&owner, LEASE, free as u64)
-            .await
-        {
-            Ok(rows) if !rows.is_empty() => {
-                for row in rows {
+        // Read no more contexts than fit in the worker's memory budget, were each as large as
+        // a request body may be.
+        let Some((fit, mut reserved)) = memory.reserve(free, context_bytes) else {
+            tokio::select! {
+                _ = memory.wait_for(context_bytes) => {}
+                _ = stopped.changed() => {}
+            }
+            continue;
+        };
+        let busy = busy_receivers(&hosts);
+        match claim(&state, &owner, &hosts, fit, &busy).await {
+            Ok(claimed) if !claimed.is_empty() => {
+                for (notification, slot) in claimed {
                     let Ok(permit) = slots.clone().acquire_owned().await else {
                         break;
                     };
-                    let (state, client, hosts) = (state.clone(), client.clone(), hosts.clone());
+                    // Each delivery keeps its context's actual size of the reservation.
+                    let held = memory.take(&mut reserved, notification.context.len());
+                    let (state, client) = (state.clone(), client.clone());
                     tokio::spawn(async move {
-                        deliver(&state, &client, &hosts, row).await;
+                        deliver(&state, &client, notification, slot).await;
+                        drop(held);
                         drop(permit);
                     });
                 }
+                drop(reserved);
                 continue;
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "claiming finish callbacks failed"),
         }
+        drop(reserved);
         tokio::select! {
             _ = tokio::time::sleep(IDLE) => {}
             _ = stopped.changed() => {}
@@ -105,9 +117,64 @@ pub(super) async fn notify_loop(
     let _ = tokio::time::timeout(TIMEOUT + Duration::from_secs(1), slots.acquire_many(all)).await;
 }
 
+/// The receivers with no free delivery slot: their rows are left in the database, untouched,
+/// until one of their deliveries ends.
+fn busy_receivers(hosts: &Hosts) -> Vec<String> {
+    hosts.lock().map_or_else(
+        |_| Vec::new(),
+        |hosts| {
+            hosts
+                .iter()
+                .filter(|(_, slots)| slots.available_permits() == 0)
+                .map(|(receiver, _)| receiver.clone())
+                .collect()
+        },
+    )
+}
+
+/// A claimed finish callback and the slot of its receiver (none when it names no usable
+/// receiver: it is given up at once).
+type Claimed = (Notification, Option<OwnedSemaphorePermit>);
+
+/// Reads up to `limit` due finish callbacks and claims those whose receiver has a free slot,
+/// taking the slot: a row whose receiver is busy is not written (read at most), so no row is
+/// written more often than an attempt for it can be made.
+async fn claim(
+    state: &AppState,
+    owner: &str,
+    hosts: &Hosts,
+    limit: usize,
+    busy: &[String],
+) -> Result<Vec<Claimed>, crate::store::StoreError> {
+    let due = state.store().due_notifications(limit as u64, busy).await?;
+    let mut claimed = Vec::new();
+    for (notification, notify_at) in due {
+        let receiver = match &notification.receiver {
+            Some(receiver) => Some(receiver.clone()),
+            // Recorded before the receiver had a column.
+            None => target(&notification).map(|(url, _)| receiver_of(&url)),
+        };
+        let slot = match receiver.as_deref() {
+            Some(receiver) if !receiver.is_empty() => match host_slot(hosts, receiver) {
+                Some(slot) => Some(slot),
+                None => continue,
+            },
+            _ => None,
+        };
+        if state
+            .store()
+            .claim_notification(&notification.trace_id, notify_at, owner, LEASE)
+            .await?
+        {
+            claimed.push((notification, slot));
+        }
+    }
+    Ok(claimed)
+}
+
 /// The URL and body of a finish callback, from the stored context.
-fn target(row: &schedule::Model) -> Option<(reqwest::Url, Value)> {
-    let context = row.context.value().ok()?;
+fn target(notification: &Notification) -> Option<(reqwest::Url, Value)> {
+    let context = notification.context.value().ok()?;
     let info = context.get("plugin_callback_info")?;
     let url = reqwest::Url::parse(info.get("url")?.as_str()?).ok()?;
     let data = info
@@ -115,16 +182,6 @@ fn target(row: &schedule::Model) -> Option<(reqwest::Url, Value)> {
         .cloned()
         .unwrap_or(Value::Object(Default::default()));
     Some((url, data))
-}
-
-/// The receiver as logs may name it: scheme, host and port, never path or query (which may
-/// carry the caller's token).
-pub(super) fn receiver_of(url: &reqwest::Url) -> String {
-    let host = url.host_str().unwrap_or("?");
-    match url.port_or_known_default() {
-        Some(port) => format!("{}://{host}:{port}", url.scheme()),
-        None => format!("{}://{host}", url.scheme()),
-    }
 }
 
 /// A slot for one more delivery to `receiver`, or `None` when it has [`PER_HOST`] already.
@@ -143,20 +200,30 @@ fn host_slot(hosts: &Hosts, receiver: &str) -> Option<OwnedSemaphorePermit> {
 /// When the attempt after `attempts` failed ones is due: 2^attempts seconds later, at most
 /// [`MAX_BACKOFF_SECONDS`]; `None` (give up) once that is past `finished + retry window`, or
 /// when `BK_PLUGIN_FINISH_CALLBACK_TRIES` (0: no limit) attempts have been made.
-fn next_attempt(state: &AppState, row: &schedule::Model, attempts: i32, now: i64) -> Option<i64> {
+fn next_attempt(
+    state: &AppState,
+    finished_at: Option<i64>,
+    attempts: i32,
+    now: i64,
+) -> Option<i64> {
     let tries = i32::try_from(state.config().finish_callback_tries).unwrap_or(i32::MAX);
     if tries > 0 && attempts >= tries {
         return None;
     }
     let backoff = (1i64 << attempts.clamp(1, 16)).min(MAX_BACKOFF_SECONDS) * 1000;
     let window = crate::time::duration_ms(state.config().finish_callback_retry);
-    let last = row.finished_at.unwrap_or(now).saturating_add(window);
+    let last = finished_at.unwrap_or(now).saturating_add(window);
     let at = now + backoff;
     (at <= last).then_some(at)
 }
 
-async fn deliver(state: &AppState, client: &reqwest::Client, hosts: &Hosts, row: schedule::Model) {
-    let attempts = row.notify_attempts + 1;
+async fn deliver(
+    state: &AppState,
+    client: &reqwest::Client,
+    row: Notification,
+    _slot: Option<OwnedSemaphorePermit>,
+) {
+    let attempts = row.attempts + 1;
     let hostname = state.metrics().hostname().to_string();
     let count = |outcome: &str| {
         state
@@ -175,19 +242,6 @@ async fn deliver(state: &AppState, client: &reqwest::Client, hosts: &Hosts, row:
         return;
     };
     let receiver = receiver_of(&url);
-    let Some(_slot) = host_slot(hosts, &receiver) else {
-        // This receiver is busy with other deliveries: not an attempt, try again shortly.
-        let _ = state
-            .store()
-            .record_notification(
-                &row.trace_id,
-                row.notify_attempts,
-                NotifyState::Pending,
-                Some(now_ms() + HOST_BUSY_RETRY_MS),
-            )
-            .await;
-        return;
-    };
     let span = crate::otel::finish_callback_span(
         row.trace_context.as_deref(),
         &row.trace_id,
@@ -197,7 +251,7 @@ async fn deliver(state: &AppState, client: &reqwest::Client, hosts: &Hosts, row:
     let result = post(client, url, &data).instrument(span.clone()).await;
     let (outcome, retry_at) = match &result {
         Ok(()) => (NotifyState::Delivered, None),
-        Err(_) => match next_attempt(state, &row, attempts, now_ms()) {
+        Err(_) => match next_attempt(state, row.finished_at, attempts, now_ms()) {
             Some(at) => (NotifyState::Pending, Some(at)),
             None => (NotifyState::GaveUp, None),
         },
@@ -268,7 +322,7 @@ async fn post(client: &reqwest::Client, url: reqwest::Url, data: &Value) -> Resu
 
 #[cfg(test)]
 mod tests {
-    use super::receiver_of;
+    use crate::store::receiver_of;
 
     #[test]
     fn logs_name_the_receiver_without_the_path_that_carries_the_token() {

@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::metrics::StepTimer;
 use crate::otel::{self, RunKind};
 use crate::store::entity::schedule;
-use crate::store::{StoreError, StoredState, Transition, now_ms, wants_finish_callback};
+use crate::store::{StoreError, StoredState, Transition, finish_callback_receiver, now_ms};
 use tracing::Instrument;
 
 use super::lease_keeper::LeaseKeeper;
@@ -208,7 +208,11 @@ fn transition_for(
         row.invoke_count
     };
     let keep_run = outcome.failure() != Some(FailureKind::Unexpected);
-    let notify = outcome.state().is_terminal() && notifies(state, row);
+    let notify = if outcome.state().is_terminal() {
+        notifies(state, row)
+    } else {
+        None
+    };
     let wait = state
         .invocations()
         .wait_for(&row.plugin_version, &outcome.next);
@@ -236,13 +240,18 @@ fn transition_for(
     transition.consuming(consumed_callback)
 }
 
-/// Whether the row's version sends finish callbacks and its context asks for one.
-fn notifies(state: &AppState, row: &schedule::Model) -> bool {
+/// The receiver of the finish callback, when the row's version sends them and its context
+/// asks for one.
+fn notifies(state: &AppState, row: &schedule::Model) -> Option<String> {
     let enabled = state
         .registry()
         .get(&row.plugin_version)
         .is_some_and(|v| v.enable_plugin_callback());
-    enabled && wants_finish_callback(&row.context)
+    if enabled {
+        finish_callback_receiver(&row.context)
+    } else {
+        None
+    }
 }
 
 /// Writes the transition, retrying transient database errors with backoff for as long as the

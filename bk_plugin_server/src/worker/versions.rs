@@ -2,18 +2,24 @@
 //! new binaries run side by side, so a worker leaves such rows to workers that have the
 //! version (the claim filters on the versions it knows). Rows that no worker has taken
 //! `BK_PLUGIN_UNKNOWN_VERSION_GRACE_SECONDS` after they were due — the version was removed, or
-//! every binary that has it is gone — fail, with their finish callback.
+//! every binary that has it is gone — fail, with their finish callback. A sweep reads at most
+//! 100 rows, and no more contexts than fit in the worker's memory budget.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::Memory;
 use crate::app::AppState;
 use crate::store::now_ms;
 
+/// The most rows one sweep fails.
+const SWEEP: usize = 100;
+
 pub(super) async fn unknown_versions_loop(
     state: Arc<AppState>,
+    memory: Memory,
     mut stopped: watch::Receiver<bool>,
 ) {
     let grace = state.config().unknown_version_grace;
@@ -31,9 +37,14 @@ pub(super) async fn unknown_versions_loop(
                 grace.as_secs()
             )
         };
+        // The sweep reads each row's context: no more of them than fit in the worker's
+        // memory budget, were each as large as a request body may be.
+        let Some((fit, _reserved)) = memory.reserve(SWEEP, state.config().max_body_bytes) else {
+            continue;
+        };
         match state
             .store()
-            .fail_unknown_versions(&known, due_before, err)
+            .fail_unknown_versions(&known, due_before, fit as u64, err)
             .await
         {
             Ok(failed) if !failed.is_empty() => {

@@ -10,6 +10,7 @@ mod m20261126_000011_live_indexes;
 mod m20261126_000020_create_apigw_context;
 mod m20261126_000040_index_schedule_created;
 mod m20261205_000200_add_schedule_trace_context;
+mod m20261205_000300_hot_queue_updates;
 
 /// Every migration, in order.
 pub(crate) struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000011_live_indexes::Migration),
             Box::new(m20261126_000020_create_apigw_context::MIGRATION),
             Box::new(m20261205_000200_add_schedule_trace_context::Migration),
+            Box::new(m20261205_000300_hot_queue_updates::Migration),
         ]
     }
 
@@ -195,6 +197,7 @@ mod tests {
                 "m20261126_000011_live_indexes",
                 "m20261126_000020_create_apigw_context",
                 "m20261205_000200_add_schedule_trace_context",
+                "m20261205_000300_hot_queue_updates",
             ]
         );
     }
