@@ -119,5 +119,18 @@ mod tests {
             redact_url("sqlite://bk_plugin.db?mode=rwc"),
             "sqlite://bk_plugin.db?mode=rwc"
         );
+        assert_eq!(
+            redact_url("postgres://db/x?user=bk&password=s3cret&sslmode=require"),
+            "postgres://db/x?user=bk&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://u:p@db/x?sslmode=verify-full&SSLPassword=k3y"),
+            "postgres://u:***@db/x?sslmode=verify-full&SSLPassword=***"
+        );
+        // An @ in the query is not taken for the end of a userinfo.
+        assert_eq!(
+            redact_url("mysql://db/x?password=a@b"),
+            "mysql://db/x?password=***"
+        );
     }
 }

@@ -167,15 +167,24 @@ pub(crate) fn static_items(config: &Config, registry: &Registry) -> Vec<Item> {
             "no BK_API_URL_TMPL: sync-apigw and fetch-apigw-public-key cannot run",
         ),
     });
-    items.push(Item::new(
-        Status::Ok,
-        "outbound TLS",
-        if config.tls_verify {
-            "certificates verified"
-        } else {
-            "certificates NOT verified (BK_PLUGIN_CALLBACK_TLS_VERIFY=false)"
-        },
-    ));
+    let unverified: Vec<&str> = [
+        (!config.tls_verify)
+            .then_some("finish-callback receivers (BK_PLUGIN_CALLBACK_TLS_VERIFY=false)"),
+        (!config.apigw_tls_verify)
+            .then_some("the gateway manager (BK_PLUGIN_APIGW_TLS_VERIFY=false)"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    items.push(if unverified.is_empty() {
+        Item::new(Status::Ok, "outbound TLS", "certificates verified")
+    } else {
+        Item::new(
+            Status::Warn,
+            "outbound TLS",
+            format!("certificates NOT verified: {}", unverified.join("; ")),
+        )
+    });
     items
 }
 

@@ -109,6 +109,21 @@ impl FakeServer {
         Self::serve(replier, None, true).await
     }
 
+    /// A plain-HTTP server that answers every request `307 Temporary Redirect` to the same
+    /// path and query on `target` (a base URL such as another server's [`FakeServer::base`]).
+    pub async fn start_redirecting(target: &str) -> Self {
+        let target = target.trim_end_matches('/').to_string();
+        Self::serve(
+            Arc::new(move |request: &Recorded| {
+                Reply::json(307, &Value::Null)
+                    .header("location", &format!("{target}{}", request.path))
+            }),
+            None,
+            false,
+        )
+        .await
+    }
+
     /// An HTTPS server presenting the PEM certificate chain and key given.
     pub async fn start_tls(cert_pem: &str, key_pem: &str, responder: Responder) -> Self {
         use tokio_rustls::rustls::pki_types::pem::PemObject;

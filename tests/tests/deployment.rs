@@ -876,6 +876,58 @@ async fn finish_callbacks_reach_a_self_signed_https_receiver_only_when_verificat
     }
 }
 
+// ---- the gateway manager's client ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_manager_client_follows_no_redirect_so_the_app_secret_goes_nowhere_else() {
+    let db = sqlite().await;
+    migrate(&db);
+    // Following the redirect would reach a working manager, with the app secret.
+    let (elsewhere, _) = fake_manager("gateway.pub", None).await;
+    let redirecting = FakeServer::start_redirecting(&elsewhere.base).await;
+    let env = paas_env(&db, &redirecting);
+    let (ok, _, stderr) = run(&["fetch-apigw-public-key"], &env);
+    assert!(!ok, "a redirect is not a key: {stderr}");
+    assert_eq!(redirecting.calls().len(), 1, "{stderr}");
+    let followed: Vec<String> = elsewhere.calls().into_iter().map(|c| c.path).collect();
+    assert!(
+        followed.is_empty(),
+        "the redirect was followed: {followed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_callback_tls_verification_off_leaves_it_on_for_the_gateway_manager() {
+    let dir = TempDir::new("bkp-tls-manager");
+    let (cert, key) = self_signed(&dir);
+    let pem = Arc::new(Mutex::new(read_jwt_file("gateway.pub")));
+    let gateway = FakeServer::start_tls(&cert, &key, manager(pem, None)).await;
+    let db = sqlite().await;
+    migrate(&db);
+    let env = with(
+        &paas_env(&db, &gateway),
+        &[("BK_PLUGIN_CALLBACK_TLS_VERIFY", "false")],
+    );
+    let (ok, _, stderr) = run(&["fetch-apigw-public-key"], &env);
+    assert!(!ok, "{stderr}");
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+    assert!(
+        gateway.calls().is_empty(),
+        "a key was asked for over an unverified connection"
+    );
+    let (_, stdout, _) = run(&["check"], &env);
+    assert!(
+        stdout
+            .contains("WARN    outbound TLS: certificates NOT verified: finish-callback receivers"),
+        "{stdout}"
+    );
+    // Its own switch turns it off.
+    let env = with(&env, &[("BK_PLUGIN_APIGW_TLS_VERIFY", "false")]);
+    let (ok_fetch, _, stderr) = run(&["fetch-apigw-public-key"], &env);
+    assert!(ok_fetch, "{stderr}");
+    assert_eq!(gateway.calls().len(), 1);
+}
+
 // ---- check ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,7 +84,10 @@ impl Manager {
                 .trim_end_matches('/'),
             config.gateway_name
         );
-        let http = crate::http_client::builder(config.tls_verify, Duration::from_secs(60))
+        // Never follow a redirect: every request carries the app secret
+        // (`X-Bkapi-Authorization`), which reqwest would send on to the redirect's target.
+        let http = crate::http_client::builder(config.apigw_tls_verify, Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ManagerError::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {

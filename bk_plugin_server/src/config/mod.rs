@@ -99,8 +99,12 @@ pub(crate) struct Config {
     /// gateway JWT, as dev does. Ignored in prod.
     pub jwt_exempt: bool,
     /// `BK_PLUGIN_CALLBACK_TLS_VERIFY` (default on): verify the certificates of `https://`
-    /// finish-callback receivers and of the gateway manager.
+    /// finish-callback receivers, of the BlueKing APIs plugins call and of the OTLP collector.
     pub tls_verify: bool,
+    /// `BK_PLUGIN_APIGW_TLS_VERIFY` (default on): verify the gateway manager's certificate. A
+    /// switch of its own: the manager hands out the JWT public key, so accepting any
+    /// certificate there would let an on-path attacker plant the key that `serve` trusts.
+    pub apigw_tls_verify: bool,
     /// `BK_COMPONENT_API_URL`, else `BK_PAAS_INNER_HOST`, else `BK_PAAS_HOST`: where the ESB
     /// components of `bkapi().esb(...)` are (`{it}/api/c/compapi/v2/<system>/<component>/`).
     pub component_api_url: Option<String>,
@@ -213,17 +217,36 @@ pub(crate) struct Config {
 /// Stands in for a secret in `Debug` output.
 const HIDDEN: &str = "<hidden>";
 
-/// A URL with the password of its userinfo hidden.
-/// A database URL with its password hidden, for messages and `Debug`.
+/// A database URL with its passwords hidden, for messages and `Debug`: the password of its
+/// userinfo and the value of every query parameter whose name ends with `password`
+/// (`?password=`, `sslpassword=`, any case), which the drivers accept as well.
 pub(crate) fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
+            let userinfo = &base[scheme + 3..at];
             let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+            format!("{}{user}:***{}", &base[..scheme + 3], &base[at..])
         }
-        _ => url.to_string(),
+        _ => base.to_string(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if name.to_ascii_lowercase().ends_with("password") => {
+                    format!("{name}=***")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
     }
+    out
 }
 
 impl std::fmt::Debug for Config {
@@ -292,6 +315,7 @@ impl Config {
                 }),
             jwt_exempt: environment == Environment::Stag && flag("BK_APIGW_REQUIRE_EXEMPT", false)?,
             tls_verify: flag("BK_PLUGIN_CALLBACK_TLS_VERIFY", true)?,
+            apigw_tls_verify: flag("BK_PLUGIN_APIGW_TLS_VERIFY", true)?,
             tenant_id: var("BKPAAS_APP_TENANT_ID"),
             component_api_url: var("BK_COMPONENT_API_URL")
                 .or_else(|| var("BK_PAAS_INNER_HOST"))
