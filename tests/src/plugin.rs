@@ -39,6 +39,8 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// The binary: `bkp-fixtures` unless [`Launch::binary`] says otherwise.
     pub binary: &'static str,
+    /// A program to run instead of the binary found beside the tests ([`Launch::program`]).
+    pub program: Option<PathBuf>,
 }
 
 impl Launch {
@@ -49,6 +51,7 @@ impl Launch {
             args: vec![],
             env: vec![],
             binary: "bkp-fixtures",
+            program: None,
         }
     }
 
@@ -59,6 +62,7 @@ impl Launch {
             args: vec!["--no-worker".into()],
             env: vec![],
             binary: "bkp-fixtures",
+            program: None,
         }
     }
 
@@ -69,12 +73,20 @@ impl Launch {
             args: vec![],
             env: vec![],
             binary: "bkp-fixtures",
+            program: None,
         }
     }
 
     /// Runs another binary of the fixtures package (e.g. `bkp-faults`).
     pub fn binary(mut self, name: &'static str) -> Self {
         self.binary = name;
+        self
+    }
+
+    /// Runs `program` (another build of the fixture, e.g. the previous release for a
+    /// before/after benchmark) instead of the binary beside the tests.
+    pub fn program(mut self, program: Option<&std::path::Path>) -> Self {
+        self.program = program.map(std::path::Path::to_path_buf);
         self
     }
 
@@ -97,7 +109,11 @@ impl Plugin {
         let logs = TempDir::new("bkp-log");
         let log = logs.0.join("plugin.log");
         let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
-        let mut command = Command::new(binary(launch.binary));
+        let program = launch
+            .program
+            .clone()
+            .unwrap_or_else(|| binary(launch.binary));
+        let mut command = Command::new(program);
         command
             .arg(launch.command)
             .args(&launch.args)

@@ -4,7 +4,9 @@
 //!
 //! ```text
 //! cargo run --release -p bkp-blackbox-tests --bin bkp-bench -- [--python] [--no-rust] [--quick]
-//!     [--scenarios a,b,c,d,e,f,g,h] [--n 10000]
+//!     [--scenarios a,b,c,d,e,f,g,h,p,q] [--n 10000]
+//!     [--fire 10] [--drain-small 10000] [--drain-large 1000000] [--drain-limit 600]
+//!     [--before <an older bkp-fixtures build>]
 //! ```
 //! PostgreSQL scenarios run when `BKP_TEST_POSTGRES_URL` is set. See docs/benchmarks.md.
 
@@ -19,6 +21,7 @@ use serde_json::{Value, json};
 
 mod prod;
 mod python;
+mod queue;
 mod rust;
 mod wrk;
 
@@ -48,6 +51,7 @@ struct Options {
     n: usize,
     duration: u64,
     python_n: usize,
+    queue: queue::QueueOptions,
 }
 
 fn options() -> Options {
@@ -71,6 +75,7 @@ fn options() -> Options {
             .unwrap_or(if quick { 2000 } else { 10_000 }),
         duration: if quick { 5 } else { 15 },
         python_n: if quick { 200 } else { 500 },
+        queue: queue::QueueOptions::from_args(value),
     }
 }
 
@@ -209,6 +214,9 @@ async fn main() {
         rust_scenarios(&options, Backend::Postgres, &mut table).await;
         if options.scenarios.contains(&'h') {
             prod::prod_scenarios(&options, &mut table).await;
+        }
+        if options.scenarios.iter().any(|s| matches!(s, 'p' | 'q')) {
+            queue::queue_scenarios(&options, &options.queue, &mut table).await;
         }
     }
     if options.python {
